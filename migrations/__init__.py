@@ -1,0 +1,1 @@
+"""Alembic environment of tracker (shipped in the wheel as ``tracker.migrations``)."""

@@ -1,0 +1,244 @@
+"""Schema migrations of the store, wrapping Alembic.
+
+The Alembic environment lives in ``migrations/`` at the top of the source tree
+and is installed as the ``tracker.migrations`` package. These functions run it
+on a :class:`~tracker.db.store.Store`'s own connection; ``tracker db ...`` on
+the command line calls them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from tracker import exceptions
+from tracker.db.models import Base
+
+if TYPE_CHECKING:
+    from tracker.db.store import Store
+
+
+def script_location() -> Path:
+    """:returns: the directory holding ``env.py`` and ``versions/``.
+
+    :raises tracker.exceptions.MigrationError: the environment is not installed.
+    """
+    spec = importlib.util.find_spec("tracker.migrations")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    # Running from a source tree that was not installed: migrations/ sits
+    # beside the tracker package.
+    candidate = Path(__file__).resolve().parents[2] / "migrations"
+    if (candidate / "env.py").is_file():
+        return candidate
+    raise exceptions.MigrationError("<none>", "the tracker.migrations package is not installed")
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Build an Alembic configuration for tracker's migrations.
+
+    :param connection: the connection migrations run on, if any.
+    :returns: the configuration (no ``alembic.ini`` is read).
+    """
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def script_directory() -> ScriptDirectory:
+    """:returns: Alembic's view of the revisions this code ships."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """Where a store's schema stands against the code.
+
+    :ivar current: the store's revision, ``None`` for an empty store.
+    :ivar head: the newest revision this code knows.
+    :ivar known: whether this code knows ``current``.
+    """
+
+    current: str | None
+    head: str
+    known: bool
+
+    @property
+    def is_current(self) -> bool:
+        """:returns: ``True`` when the store is at the code's head."""
+        return self.current == self.head
+
+    @property
+    def is_newer(self) -> bool:
+        """:returns: ``True`` when a newer tracker migrated the store."""
+        return self.current is not None and not self.known
+
+    @property
+    def is_behind(self) -> bool:
+        """:returns: ``True`` when the store needs ``tracker db upgrade``."""
+        return not self.is_current and not self.is_newer
+
+
+@contextmanager
+def _connect(store: Store, *, for_ddl: bool = False) -> Iterator[Connection]:
+    try:
+        with store.engine.connect() as conn:
+            if for_ddl and store.dialect == "sqlite":
+                # SQLite rebuilds tables to alter them; with foreign keys on,
+                # dropping the old copy of a parent table would trip them. The
+                # pragma only takes effect outside a transaction, so it goes
+                # to the driver before SQLAlchemy begins one.
+                raw: Any = conn.connection.dbapi_connection
+                raw.execute("PRAGMA foreign_keys=OFF")
+            yield conn
+            if for_ddl and store.dialect == "sqlite":
+                problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                conn.rollback()
+                if problems:
+                    raise exceptions.MigrationError(
+                        store.display_url, f"foreign key check failed: {problems[:5]!r}"
+                    )
+    except OperationalError as exc:
+        raise exceptions.StoreUnavailable(store.display_url, str(exc.orig)) from exc
+
+
+def _current_revision(conn: Connection) -> str | None:
+    context = MigrationContext.configure(conn)
+    heads = context.get_current_heads()
+    conn.rollback()
+    if len(heads) > 1:
+        raise exceptions.MigrationError(
+            str(conn.engine.url), f"the store has several schema heads: {heads}"
+        )
+    return heads[0] if heads else None
+
+
+def schema_state(store: Store) -> SchemaState:
+    """Compare the store's revision with the code's.
+
+    :returns: the :class:`SchemaState`.
+    :raises tracker.exceptions.StoreUnavailable: the database cannot be reached.
+    """
+    scripts = script_directory()
+    head = scripts.get_current_head()
+    assert head is not None, "tracker ships at least one migration"
+    with _connect(store) as conn:
+        current = _current_revision(conn)
+    known = True
+    if current is not None:
+        try:
+            known = scripts.get_revision(current) is not None
+        except CommandError:
+            known = False
+    return SchemaState(current=current, head=head, known=known)
+
+
+def current(store: Store) -> str | None:
+    """:returns: the store's schema revision, ``None`` for an empty store.
+
+    :raises tracker.exceptions.StoreUnavailable: the database cannot be reached.
+    """
+    with _connect(store) as conn:
+        return _current_revision(conn)
+
+
+def _run(store: Store, action: str, revision: str) -> None:
+    state = schema_state(store)
+    if state.is_newer:
+        raise exceptions.SchemaTooNew(store.display_url, state.current or "?", state.head)
+    with _connect(store, for_ddl=True) as conn:
+        config = alembic_config(conn)
+        try:
+            if action == "upgrade":
+                command.upgrade(config, revision)
+            else:
+                command.downgrade(config, revision)
+            conn.commit()
+        except CommandError as exc:
+            raise exceptions.MigrationError(store.display_url, str(exc)) from exc
+        except DBAPIError as exc:
+            raise exceptions.MigrationError(store.display_url, str(exc.orig)) from exc
+
+
+def upgrade(store: Store, revision: str = "head") -> None:
+    """Migrate the store up to ``revision``.
+
+    :returns: nothing.
+    :raises tracker.exceptions.SchemaTooNew: a newer tracker migrated the store.
+    :raises tracker.exceptions.MigrationError: Alembic or the database refused.
+    """
+    _run(store, "upgrade", revision)
+
+
+def downgrade(store: Store, revision: str) -> None:
+    """Migrate the store down to ``revision`` (``"base"`` empties the schema).
+
+    :returns: nothing.
+    :raises tracker.exceptions.SchemaTooNew: a newer tracker migrated the store.
+    :raises tracker.exceptions.MigrationError: Alembic or the database refused.
+    """
+    _run(store, "downgrade", revision)
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionInfo:
+    """One migration this code ships.
+
+    :ivar revision: its id.
+    :ivar down_revision: the revision it follows, ``None`` for the first.
+    :ivar message: its one-line description.
+    """
+
+    revision: str
+    down_revision: str | None
+    message: str
+
+
+def history() -> list[RevisionInfo]:
+    """:returns: the migrations this code ships, oldest first."""
+    revisions = []
+    for script in script_directory().walk_revisions():
+        down = script.down_revision
+        revisions.append(
+            RevisionInfo(
+                revision=script.revision,
+                down_revision=down if isinstance(down, str) or down is None else ",".join(down),
+                message=script.doc or "",
+            )
+        )
+    return list(reversed(revisions))
+
+
+def check(store: Store) -> list[str]:
+    """Compare the store's live schema with the models (Alembic's ``check``).
+
+    :returns: one line per difference; empty when there is no drift.
+    :raises tracker.exceptions.SchemaOutdated: the store is not at head, so a
+        comparison would only repeat the pending migrations.
+    :raises tracker.exceptions.StoreUnavailable: the database cannot be reached.
+    """
+    state = schema_state(store)
+    if state.is_newer:
+        raise exceptions.SchemaTooNew(store.display_url, state.current or "?", state.head)
+    if not state.is_current:
+        raise exceptions.SchemaOutdated(store.display_url, state.current, state.head)
+    with _connect(store) as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diffs = compare_metadata(context, Base.metadata)
+        conn.rollback()
+    return [repr(diff) for diff in diffs]

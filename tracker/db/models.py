@@ -1,0 +1,212 @@
+"""SQLAlchemy 2.x ORM models of the tracked state (the rows).
+
+These are the *rows*. The objects users hold (:class:`tracker.Backend`,
+:class:`tracker.Volume`, ...) live in :mod:`tracker.resources` and read and
+write these tables through a :class:`~tracker.db.store.Store`; see
+``docs/architecture.rst`` for why the two are separate.
+
+Every table has a ``version`` column used for optimistic concurrency: a write
+names the version it was based on and fails when the row has moved on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.mutable import MutableDict
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Stable constraint names on every database, so Alembic migrations written
+#: once apply the same way on SQLite, PostgreSQL and MariaDB.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+VOLUME_STATUSES = (
+    "creating",
+    "available",
+    "in-use",
+    "error",
+    "deleting",
+    "deleted",
+    "error_deleting",
+)
+SNAPSHOT_STATUSES = ("creating", "available", "error", "deleting", "deleted", "error_deleting")
+CONNECTION_STATUSES = ("attaching", "attached", "detaching", "error")
+ATTACH_MODES = ("rw", "ro")
+
+
+def new_id() -> str:
+    """:returns: a new random UUID in its canonical text form."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> dt.datetime:
+    """:returns: the current time, timezone-aware UTC, microsecond precision."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """A timestamp stored as naive UTC with microseconds, returned aware.
+
+    SQLite and MariaDB keep no time zone; PostgreSQL ``timestamp`` is used
+    without one too, so all three store the same value. MariaDB needs
+    ``DATETIME(6)`` to keep sub-second precision.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("tracker timestamps must be timezone-aware")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC)
+
+
+def _status_check(column: str, allowed: tuple[str, ...]) -> CheckConstraint:
+    values = ", ".join(f"'{value}'" for value in allowed)
+    return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the metadata Alembic migrates."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class _Tracked:
+    """Columns every tracked table has."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Backend(_Tracked, Base):
+    """A storage backend, keyed by its ``volume_backend_name``."""
+
+    __tablename__ = "backends"
+
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    driver: Mapped[str] = mapped_column(String(255), default="")
+    config: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON()), default=dict)
+
+
+class Volume(_Tracked, Base):
+    """A volume (LUN) on a backend."""
+
+    __tablename__ = "volumes"
+    __table_args__ = (
+        _status_check("status", VOLUME_STATUSES),
+        CheckConstraint("size > 0", name="size_positive"),
+    )
+
+    backend_id: Mapped[str] = mapped_column(
+        ForeignKey("backends.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="creating")
+    serial: Mapped[str | None] = mapped_column(String(255), index=True)
+    wwn: Mapped[str | None] = mapped_column(String(64), index=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", MutableDict.as_mutable(JSON()), default=dict
+    )
+
+
+class Snapshot(_Tracked, Base):
+    """A snapshot of a volume."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (
+        _status_check("status", SNAPSHOT_STATUSES),
+        CheckConstraint("size > 0", name="size_positive"),
+    )
+
+    volume_id: Mapped[str] = mapped_column(
+        ForeignKey("volumes.id", ondelete="RESTRICT"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="creating")
+
+
+class Connection(_Tracked, Base):
+    """An export of a volume to one host (a connector)."""
+
+    __tablename__ = "connections"
+    __table_args__ = (
+        _status_check("status", CONNECTION_STATUSES),
+        _status_check("attach_mode", ATTACH_MODES),
+    )
+
+    volume_id: Mapped[str] = mapped_column(
+        ForeignKey("volumes.id", ondelete="RESTRICT"), index=True
+    )
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    protocol: Mapped[str] = mapped_column(String(32), default="")
+    attach_mode: Mapped[str] = mapped_column(String(2), default="rw")
+    status: Mapped[str] = mapped_column(String(16), default="attached")
+    connector_info: Mapped[dict[str, Any]] = mapped_column(
+        MutableDict.as_mutable(JSON()), default=dict
+    )
+    connection_info: Mapped[dict[str, Any]] = mapped_column(
+        MutableDict.as_mutable(JSON()), default=dict
+    )
+
+
+class KeyValue(Base):
+    """Free key-value pairs for drivers and embedders (as cinderlib's)."""
+
+    __tablename__ = "key_values"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+__all__ = [
+    "ATTACH_MODES",
+    "CONNECTION_STATUSES",
+    "SNAPSHOT_STATUSES",
+    "VOLUME_STATUSES",
+    "Backend",
+    "Base",
+    "Connection",
+    "KeyValue",
+    "Snapshot",
+    "UTCDateTime",
+    "Volume",
+]

@@ -1,0 +1,216 @@
+"""Queries and writes of the tracked state.
+
+Every function takes the :class:`~sqlalchemy.orm.Session` of a transaction the
+caller opened (``store.read()`` / ``store.write()``); none keeps one. Reads
+return SQLAlchemy ``Row`` objects of whole table rows, which
+:mod:`tracker.resources` turns into the objects users hold.
+
+Writes of existing rows are *conditional on the version the caller read*: an
+``UPDATE``/``DELETE`` that matches no row is turned into
+:class:`~tracker.exceptions.ConflictError` (the row moved on) or
+:class:`~tracker.exceptions.NotFound` (the row is gone), and the transaction is
+rolled back by the caller's context manager, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Row, Table, delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tracker import exceptions
+from tracker.db import models
+
+BACKENDS: Table = models.Backend.__table__  # type: ignore[assignment]
+VOLUMES: Table = models.Volume.__table__  # type: ignore[assignment]
+SNAPSHOTS: Table = models.Snapshot.__table__  # type: ignore[assignment]
+CONNECTIONS: Table = models.Connection.__table__  # type: ignore[assignment]
+
+RESOURCE_TABLES: Mapping[str, Table] = {
+    "backend": BACKENDS,
+    "volume": VOLUMES,
+    "snapshot": SNAPSHOTS,
+    "connection": CONNECTIONS,
+}
+
+#: Connection statuses that keep a volume ``in-use``.
+ATTACHED_STATUSES = ("attached", "detaching")
+
+
+# --- reads -------------------------------------------------------------------
+
+
+def get_row(session: Session, resource: str, row_id: str) -> Row[Any]:
+    """Read one row by id.
+
+    :param resource: ``"backend"``, ``"volume"``, ``"snapshot"`` or ``"connection"``.
+    :returns: the row.
+    :raises tracker.exceptions.NotFound: no such row.
+    """
+    table = RESOURCE_TABLES[resource]
+    row = session.execute(select(table).where(table.c.id == row_id)).first()
+    if row is None:
+        raise exceptions.NotFound(resource, row_id)
+    return row
+
+
+def backend_by_name(session: Session, name: str) -> Row[Any] | None:
+    """:returns: the backend row named ``name``, or ``None``."""
+    return session.execute(select(BACKENDS).where(BACKENDS.c.name == name)).first()
+
+
+def all_backends(session: Session) -> Sequence[Row[Any]]:
+    """:returns: every backend row, by name."""
+    return session.execute(select(BACKENDS).order_by(BACKENDS.c.name)).all()
+
+
+def volumes_of(session: Session, backend_id: str) -> Sequence[Row[Any]]:
+    """:returns: the volume rows of a backend, oldest first."""
+    return session.execute(
+        select(VOLUMES)
+        .where(VOLUMES.c.backend_id == backend_id)
+        .order_by(VOLUMES.c.created_at, VOLUMES.c.id)
+    ).all()
+
+
+def snapshots_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
+    """:returns: the snapshot rows of a volume, oldest first."""
+    return session.execute(
+        select(SNAPSHOTS)
+        .where(SNAPSHOTS.c.volume_id == volume_id)
+        .order_by(SNAPSHOTS.c.created_at, SNAPSHOTS.c.id)
+    ).all()
+
+
+def connections_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
+    """:returns: the connection rows of a volume, oldest first."""
+    return session.execute(
+        select(CONNECTIONS)
+        .where(CONNECTIONS.c.volume_id == volume_id)
+        .order_by(CONNECTIONS.c.created_at, CONNECTIONS.c.id)
+    ).all()
+
+
+def snapshots_of_backend(session: Session, backend_id: str) -> Sequence[Row[Any]]:
+    """:returns: every snapshot row of every volume of a backend, in one query."""
+    return session.execute(
+        select(SNAPSHOTS)
+        .join(VOLUMES, VOLUMES.c.id == SNAPSHOTS.c.volume_id)
+        .where(VOLUMES.c.backend_id == backend_id)
+        .order_by(SNAPSHOTS.c.created_at, SNAPSHOTS.c.id)
+    ).all()
+
+
+def connections_of_backend(session: Session, backend_id: str) -> Sequence[Row[Any]]:
+    """:returns: every connection row of every volume of a backend, in one query."""
+    return session.execute(
+        select(CONNECTIONS)
+        .join(VOLUMES, VOLUMES.c.id == CONNECTIONS.c.volume_id)
+        .where(VOLUMES.c.backend_id == backend_id)
+        .order_by(CONNECTIONS.c.created_at, CONNECTIONS.c.id)
+    ).all()
+
+
+def dependents_of_volume(session: Session, volume_id: str) -> list[str]:
+    """Describe what keeps a volume from being deleted.
+
+    :returns: e.g. ``["2 snapshots", "1 connection (attached)"]``; empty when none.
+    """
+    found = []
+    snapshots = session.execute(
+        select(func.count()).select_from(SNAPSHOTS).where(SNAPSHOTS.c.volume_id == volume_id)
+    ).scalar_one()
+    if snapshots:
+        found.append(f"{snapshots} snapshot{'s' if snapshots > 1 else ''}")
+    statuses = session.execute(
+        select(CONNECTIONS.c.status).where(CONNECTIONS.c.volume_id == volume_id)
+    ).scalars()
+    connection_statuses = sorted(statuses)
+    if connection_statuses:
+        count = len(connection_statuses)
+        found.append(
+            f"{count} connection{'s' if count > 1 else ''} ({', '.join(connection_statuses)})"
+        )
+    return found
+
+
+def count_attached(session: Session, volume_id: str) -> int:
+    """:returns: how many connections keep the volume ``in-use``."""
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(CONNECTIONS)
+            .where(
+                CONNECTIONS.c.volume_id == volume_id,
+                CONNECTIONS.c.status.in_(ATTACHED_STATUSES),
+            )
+        ).scalar_one()
+    )
+
+
+# --- writes ------------------------------------------------------------------
+
+
+def insert_rows(session: Session, resource: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new rows (one statement, executemany for several).
+
+    :returns: nothing.
+    :raises sqlalchemy.exc.IntegrityError: a key already exists (callers
+        translate it, knowing which key they wrote).
+    """
+    if rows:
+        session.execute(insert(RESOURCE_TABLES[resource]), list(rows))
+
+
+def update_versioned(
+    session: Session, resource: str, row_id: str, version: int, values: Mapping[str, Any]
+) -> int:
+    """Update a row if it still has ``version``; bump the version.
+
+    :returns: the row's new version.
+    :raises tracker.exceptions.ConflictError: the row has another version.
+    :raises tracker.exceptions.NotFound: the row is gone.
+    """
+    table = RESOURCE_TABLES[resource]
+    result = session.execute(
+        update(table)
+        .where(table.c.id == row_id, table.c.version == version)
+        .values({**values, "version": version + 1})
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        _raise_stale(session, resource, row_id, version)
+    return version + 1
+
+
+def delete_versioned(session: Session, resource: str, row_id: str, version: int) -> None:
+    """Delete a row if it still has ``version``.
+
+    :returns: nothing.
+    :raises tracker.exceptions.ConflictError: the row has another version.
+    :raises tracker.exceptions.NotFound: the row is gone.
+    """
+    table = RESOURCE_TABLES[resource]
+    result = session.execute(delete(table).where(table.c.id == row_id, table.c.version == version))
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        _raise_stale(session, resource, row_id, version)
+
+
+def _raise_stale(session: Session, resource: str, row_id: str, version: int) -> None:
+    table = RESOURCE_TABLES[resource]
+    actual = session.execute(select(table.c.version).where(table.c.id == row_id)).scalar()
+    if actual is None:
+        raise exceptions.NotFound(resource, row_id)
+    raise exceptions.ConflictError(resource, row_id, version, int(actual))
+
+
+def existing_ids(session: Session, resource: str, ids: Iterable[str]) -> set[str]:
+    """:returns: which of ``ids`` are already stored for ``resource``."""
+    table = RESOURCE_TABLES[resource]
+    wanted = list(ids)
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found.update(session.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars())
+    return found

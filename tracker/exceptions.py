@@ -1,0 +1,406 @@
+"""The one exception hierarchy of tracker.
+
+Every error tracker raises on purpose derives from :class:`TrackerError`.
+Each class carries the data it is about as typed attributes, and its message
+is a template filled from those same named fields, so callers can either show
+``str(error)`` to an operator or branch on the attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+
+class TrackerError(Exception):
+    """Base of every error tracker raises on purpose.
+
+    :ivar fields: the named values the message template was filled from.
+    """
+
+    template: ClassVar[str] = "tracker error"
+
+    def __init__(self, **fields: object) -> None:
+        self.fields = fields
+        super().__init__(self.template.format(**fields))
+
+
+# --- input -----------------------------------------------------------------
+
+
+class InvalidInput(TrackerError, ValueError):
+    """A value given to tracker is not acceptable.
+
+    :ivar field: which argument or attribute was wrong.
+    :ivar value: the rejected value (its ``repr`` goes in the message).
+    :ivar reason: why it was rejected.
+    """
+
+    template = "invalid {field}: {value!r} ({reason})"
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(field=field, value=value, reason=reason)
+
+
+class InvalidStatusTransition(InvalidInput):
+    """A status change that the status rules do not allow.
+
+    :ivar resource: ``"volume"``, ``"snapshot"`` or ``"connection"``.
+    :ivar resource_id: id of the record.
+    :ivar current: the status it has.
+    :ivar requested: the status that was asked for.
+    """
+
+    template = "{resource} {resource_id}: cannot go from {current!r} to {requested!r}"
+
+    def __init__(self, resource: str, resource_id: str, current: str, requested: str) -> None:
+        self.resource = resource
+        self.resource_id = resource_id
+        self.current = current
+        self.requested = requested
+        TrackerError.__init__(
+            self, resource=resource, resource_id=resource_id, current=current, requested=requested
+        )
+        self.field = "status"
+        self.value = requested
+        self.reason = f"not allowed from {current!r}"
+
+
+class ConfigError(TrackerError):
+    """Configuration that tracker cannot use (malformed JSON, bad option).
+
+    :ivar what: which setting or document.
+    :ivar reason: what is wrong with it.
+    """
+
+    template = "bad configuration for {what}: {reason}"
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(what=what, reason=reason)
+
+
+class DumpFormatError(TrackerError):
+    """A dump given to :func:`tracker.load` is not a tracker dump.
+
+    :ivar reason: what is wrong with it.
+    """
+
+    template = "not a valid tracker dump: {reason}"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason=reason)
+
+
+# --- records ---------------------------------------------------------------
+
+
+class NotFound(TrackerError):
+    """A record does not exist (any more) in the store.
+
+    :ivar resource: kind of record (``"volume"``, ``"backend"``, ...).
+    :ivar resource_id: the id or name that was looked up.
+    """
+
+    template = "{resource} {resource_id} not found"
+
+    def __init__(self, resource: str, resource_id: str) -> None:
+        self.resource = resource
+        self.resource_id = resource_id
+        super().__init__(resource=resource, resource_id=resource_id)
+
+
+class AlreadyExists(TrackerError):
+    """A record with the same key is already stored.
+
+    :ivar resource: kind of record.
+    :ivar resource_id: its id or name.
+    """
+
+    template = "{resource} {resource_id} already exists"
+
+    def __init__(self, resource: str, resource_id: str) -> None:
+        self.resource = resource
+        self.resource_id = resource_id
+        super().__init__(resource=resource, resource_id=resource_id)
+
+
+class ConflictError(TrackerError):
+    """A write was based on stale data: someone else changed the record first.
+
+    Nothing was written. Call ``refresh()`` on the object and retry.
+
+    :ivar resource: kind of record.
+    :ivar resource_id: its id.
+    :ivar expected_version: the version this process had read.
+    :ivar actual_version: the version in the store when the write was tried.
+    """
+
+    template = (
+        "{resource} {resource_id} was changed by someone else "
+        "(this process read version {expected_version}, the store has {actual_version}); "
+        "refresh() it and retry"
+    )
+
+    def __init__(
+        self, resource: str, resource_id: str, expected_version: int, actual_version: int
+    ) -> None:
+        self.resource = resource
+        self.resource_id = resource_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        super().__init__(
+            resource=resource,
+            resource_id=resource_id,
+            expected_version=expected_version,
+            actual_version=actual_version,
+        )
+
+
+class BackendConflict(TrackerError):
+    """A backend name is already registered in this process with another configuration.
+
+    :ivar name: the ``volume_backend_name``.
+    """
+
+    template = (
+        "backend {name!r} is already registered in this process with a different "
+        "configuration or store"
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name=name)
+
+
+class DeleteRefused(TrackerError):
+    """A delete that would orphan dependent records.
+
+    :ivar resource: kind of record.
+    :ivar resource_id: its id.
+    :ivar dependents: descriptions of what still depends on it.
+    """
+
+    template = "cannot delete {resource} {resource_id}: it still has {dependents_text}"
+
+    def __init__(self, resource: str, resource_id: str, dependents: Sequence[str]) -> None:
+        self.resource = resource
+        self.resource_id = resource_id
+        self.dependents = tuple(dependents)
+        super().__init__(
+            resource=resource,
+            resource_id=resource_id,
+            dependents_text=", ".join(self.dependents),
+        )
+
+
+class InvalidState(TrackerError):
+    """An operation that the record's current status does not allow.
+
+    :ivar resource: kind of record.
+    :ivar resource_id: its id.
+    :ivar status: its current status.
+    :ivar operation: what was attempted.
+    """
+
+    template = "cannot {operation} {resource} {resource_id} while it is {status!r}"
+
+    def __init__(self, resource: str, resource_id: str, status: str, operation: str) -> None:
+        self.resource = resource
+        self.resource_id = resource_id
+        self.status = status
+        self.operation = operation
+        super().__init__(
+            resource=resource, resource_id=resource_id, status=status, operation=operation
+        )
+
+
+# --- store -----------------------------------------------------------------
+
+
+class StoreError(TrackerError):
+    """The metadata store cannot be used.
+
+    :ivar url: the database URL, with any password hidden.
+    :ivar reason: what went wrong.
+    """
+
+    template = "store {url}: {reason}"
+
+    def __init__(self, url: str, reason: str, **extra: object) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(url=url, reason=reason, **extra)
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached or opened."""
+
+    template = "cannot open store {url}: {reason}"
+
+
+class SchemaOutdated(StoreError):
+    """The store's schema is older than this code.
+
+    :ivar current: the store's revision (``None`` for an empty store).
+    :ivar head: the revision this code needs.
+    """
+
+    template = (
+        "store {url} has schema revision {current} but this tracker needs {head}; "
+        "run `tracker db upgrade`"
+    )
+
+    def __init__(self, url: str, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(url, "schema is behind", current=current or "<empty>", head=head)
+
+
+class SchemaTooNew(StoreError):
+    """The store was migrated by a newer tracker than this one.
+
+    :ivar current: the store's revision, unknown to this code.
+    :ivar head: the newest revision this code knows.
+    """
+
+    template = (
+        "store {url} has schema revision {current}, which this tracker does not know "
+        "(it knows up to {head}); it was migrated by a newer tracker: upgrade tracker, "
+        "or downgrade the store with the newer version"
+    )
+
+    def __init__(self, url: str, current: str, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(url, "schema is newer than the code", current=current, head=head)
+
+
+class MigrationError(StoreError):
+    """A schema migration command failed."""
+
+    template = "migration on {url} failed: {reason}"
+
+
+# --- host ---
+
+
+class HostError(TrackerError):
+    """Base of the errors of the host layer (device sources, captures, testbeds)."""
+
+    template = "host error"
+
+
+class CommandNotFound(HostError):
+    """A program the host layer needs is not installed.
+
+    :ivar command: the program name (``"lsscsi"``).
+    :ivar package: the Debian package that provides it.
+    """
+
+    template = "command {command!r} not found; install the Debian package {package!r}"
+
+    def __init__(self, command: str, package: str) -> None:
+        self.command = command
+        self.package = package
+        super().__init__(command=command, package=package)
+
+
+class CommandFailed(HostError):
+    """A program run by the host layer exited with an error or timed out.
+
+    :ivar command: the command line, joined with spaces.
+    :ivar returncode: its exit status (``None`` when it timed out).
+    :ivar stderr: what it wrote on standard error (may be cut).
+    """
+
+    template = "command {command!r} failed (exit status {returncode}): {stderr}"
+
+    def __init__(self, command: str, returncode: int | None, stderr: str) -> None:
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(command=command, returncode=returncode, stderr=stderr)
+
+
+class PreloadLibraryMissing(HostError):
+    """The umockdev preload library cannot be found on this machine.
+
+    :ivar library: the library file name that was looked for.
+    :ivar searched: the places that were searched.
+    :ivar package: the Debian package that provides it.
+    """
+
+    template = (
+        "{library} not found (searched: {searched_text}); install the Debian package {package!r}"
+    )
+
+    def __init__(self, library: str, searched: Sequence[str], package: str = "umockdev") -> None:
+        self.library = library
+        self.searched = tuple(searched)
+        self.package = package
+        super().__init__(library=library, searched_text=", ".join(self.searched), package=package)
+
+
+class SysfsRootMissing(HostError):
+    """A sysfs tree root has no ``sys/`` directory in it.
+
+    :ivar root: the root that was given.
+    """
+
+    template = "no sysfs tree under {root!r} (expected a 'sys' directory there)"
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        super().__init__(root=root)
+
+
+class CaptureLimitExceeded(HostError):
+    """A sysfs capture grew past its size or time bound; nothing was written.
+
+    :ivar limit: ``"bytes"`` or ``"seconds"``.
+    :ivar maximum: the bound that was set.
+    """
+
+    template = "capture stopped: it exceeded its bound of {maximum} {limit}"
+
+    def __init__(self, limit: str, maximum: float) -> None:
+        self.limit = limit
+        self.maximum = maximum
+        super().__init__(limit=limit, maximum=maximum)
+
+
+class UnsafeCapture(HostError):
+    """A capture archive holds a member that would escape its extraction root.
+
+    :ivar member: the member name in the archive.
+    :ivar reason: what is wrong with it.
+    """
+
+    template = "refusing capture member {member!r}: {reason}"
+
+    def __init__(self, member: str, reason: str) -> None:
+        self.member = member
+        self.reason = reason
+        super().__init__(member=member, reason=reason)
+
+
+class TestbedError(HostError):
+    """A simulated host cannot be built as asked.
+
+    :ivar what: the object being added or removed (``"LUN 0:0:0:1"``).
+    :ivar reason: why it cannot be.
+    """
+
+    __test__ = False  # not a pytest test class
+    template = "testbed: cannot build {what}: {reason}"
+
+    def __init__(self, what: str, reason: str) -> None:
+        self.what = what
+        self.reason = reason
+        super().__init__(what=what, reason=reason)

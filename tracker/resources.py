@@ -1,0 +1,1130 @@
+"""The tracked objects users hold: Backend, Volume, Snapshot, Connection.
+
+Semantics (the contract, see ``docs/tracking.rst``):
+
+* :class:`Backend` instances are registered in :attr:`Backend.backends` by
+  ``volume_backend_name``; asking again with the same name, store and
+  configuration returns the same instance.
+* ``backend.volumes``, ``volume.snapshots``, ``volume.connections``,
+  ``snapshot.volume`` and ``connection.volume`` load on first access and are
+  cached afterwards. Creating or deleting through this API keeps loaded caches
+  right, matching records by id.
+* Each backend keeps an identity map, so within a process there is one
+  object per record: whoever holds it sees what ``refresh()`` loads.
+* ``refresh()`` reloads the row and every lazy property already loaded, keeps
+  the object's identity and ``local_attach``, and raises
+  :class:`~tracker.exceptions.NotFound` if the row was deleted elsewhere.
+* Writes are conditional on the version read: a stale write raises
+  :class:`~tracker.exceptions.ConflictError` and writes nothing.
+* ``volume.local_attach`` lives only in this process's memory.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
+
+from sqlalchemy import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tracker import exceptions, validation
+from tracker.db import models, repository
+from tracker.db.store import Store
+
+T = TypeVar("T")
+R = TypeVar("R", bound="_Record")
+
+#: Volume status changes allowed through ``save()``. ``in-use`` is entered and
+#: left only by connecting and disconnecting; ``deleted`` only by ``delete()``.
+VOLUME_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "creating": frozenset({"available", "error", "deleting"}),
+    "available": frozenset({"deleting", "error"}),
+    "in-use": frozenset({"error"}),
+    "error": frozenset({"available", "deleting"}),
+    "deleting": frozenset({"error_deleting"}),
+    "error_deleting": frozenset({"deleting"}),
+    "deleted": frozenset(),
+}
+SNAPSHOT_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "creating": frozenset({"available", "error", "deleting"}),
+    "available": frozenset({"deleting", "error"}),
+    "error": frozenset({"available", "deleting"}),
+    "deleting": frozenset({"error_deleting"}),
+    "error_deleting": frozenset({"deleting"}),
+    "deleted": frozenset(),
+}
+CONNECTION_TRANSITIONS: Mapping[str, frozenset[str]] = {
+    "attaching": frozenset({"attached", "error"}),
+    "attached": frozenset({"detaching", "error"}),
+    "detaching": frozenset({"attached", "error"}),
+    "error": frozenset({"attaching", "detaching"}),
+}
+VOLUME_CREATE_STATUSES = ("creating", "available", "error")
+SNAPSHOT_CREATE_STATUSES = ("creating", "available", "error")
+CONNECTION_CREATE_STATUSES = ("attaching", "attached")
+#: Volume statuses that allow connecting and snapshotting.
+USABLE_VOLUME_STATUSES = ("available", "in-use")
+# in-use is listed so that its connections are reported by DeleteRefused.
+DELETABLE_STATUSES = ("creating", "available", "in-use", "error", "deleting", "error_deleting")
+
+
+class _Field(Generic[T]):
+    """A validated attribute: assigning a bad value raises at once."""
+
+    def __init__(self, validate: Callable[[str, object], T]) -> None:
+        self._validate = validate
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> _Field[T]: ...
+
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> T: ...
+
+    def __get__(self, obj: object | None, objtype: type | None = None) -> T | _Field[T]:
+        if obj is None:
+            return self
+        value: T = obj.__dict__[self.name]
+        return value
+
+    def __set__(self, obj: object, value: object) -> None:
+        obj.__dict__[self.name] = self._validate(self.name, value)
+
+
+def _status_field(allowed: tuple[str, ...]) -> _Field[str]:
+    return _Field(lambda name, value: validation.choice(name, value, allowed))
+
+
+def _json_field() -> _Field[dict[str, Any]]:
+    return _Field(validation.json_document)
+
+
+def _now() -> dt.datetime:
+    return models.utcnow()
+
+
+class _Record:
+    """What every tracked record has: an id, timestamps, a version, a store."""
+
+    _resource: ClassVar[str]
+    #: attribute -> column of the fields ``save()`` writes
+    _writable: ClassVar[Mapping[str, str]]
+    _transitions: ClassVar[Mapping[str, frozenset[str]]] = {}
+
+    id: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    _saved: dict[str, Any]
+
+    @property
+    def store(self) -> Store:
+        """:returns: the store this record lives in."""
+        raise NotImplementedError
+
+    def _apply_row(self, row: Row[Any]) -> None:
+        data = row._mapping
+        self.id = data["id"]
+        self.version = data["version"]
+        self.created_at = data["created_at"]
+        self.updated_at = data["updated_at"]
+        for attribute, column in self._writable.items():
+            self.__dict__[attribute] = copy.deepcopy(data[column])
+        self._mark_saved()
+
+    def _mark_saved(self) -> None:
+        self._saved = {name: copy.deepcopy(getattr(self, name)) for name in self._writable}
+
+    def _changes(self) -> dict[str, Any]:
+        return {
+            column: copy.deepcopy(getattr(self, attribute))
+            for attribute, column in self._writable.items()
+            if getattr(self, attribute) != self._saved[attribute]
+        }
+
+    def _check_transition(self) -> None:
+        if "status" not in self._writable:
+            return
+        current, requested = self._saved["status"], self.__dict__["status"]
+        if requested != current and requested not in self._transitions.get(current, ()):
+            raise exceptions.InvalidStatusTransition(self._resource, self.id, current, requested)
+
+    def is_dirty(self) -> bool:
+        """:returns: whether attributes were changed since the last load or save."""
+        return bool(self._changes())
+
+    def save(self) -> None:
+        """Write changed attributes, if the record has not moved on meanwhile.
+
+        In-place changes to JSON attributes (``volume.metadata["k"] = "v"``)
+        are found too. Saving nothing changed writes nothing.
+
+        :returns: nothing.
+        :raises tracker.exceptions.InvalidStatusTransition: the status rules
+            forbid the change.
+        :raises tracker.exceptions.ConflictError: the record changed in the store
+            since it was read; nothing was written.
+        :raises tracker.exceptions.NotFound: the record was deleted elsewhere.
+        """
+        changes = self._changes()
+        if not changes:
+            return
+        self._check_transition()
+        now = _now()
+        with self.store.write() as session:
+            version = repository.update_versioned(
+                session, self._resource, self.id, self.version, {**changes, "updated_at": now}
+            )
+            after_commit = self._after_write(session, changes)
+        self.version = version
+        self.updated_at = now
+        self._mark_saved()
+        if after_commit is not None:
+            after_commit()
+
+    def _after_write(
+        self, session: Session, changes: Mapping[str, Any]
+    ) -> Callable[[], None] | None:
+        """Hook for writes that must happen in the same transaction.
+
+        :returns: what to apply to objects in memory once the transaction committed.
+        """
+        return None
+
+    def _short_id(self) -> str:
+        return self.id[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeSpec:
+    """What to track for a new volume (see :meth:`Backend.create_volumes`).
+
+    :ivar size: size in GiB.
+    :ivar name: display name.
+    :ivar status: ``creating`` (default), ``available`` or ``error``.
+    :ivar serial: the LUN's SCSI unit serial number, when known.
+    :ivar wwn: the LUN's WWN (``naa.`` form), when known.
+    :ivar metadata: free JSON metadata.
+    :ivar id: a chosen UUID; a new one by default.
+    """
+
+    size: int
+    name: str | None = None
+    status: str = "creating"
+    serial: str | None = None
+    wwn: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+
+
+class Backend:
+    """A storage backend, tracked by its ``volume_backend_name``.
+
+    ``Backend(name, store=store, **config)`` registers the backend in this
+    process and persists it: the same name, store and configuration return the
+    same instance; a backend stored by an earlier run is adopted (its
+    configuration updated to the one given now).
+
+    :param volume_backend_name: the backend's unique name.
+    :param store: the store tracking it.
+    :param driver: the driver's name, free text.
+    :param config: the driver configuration; must be a JSON object.
+    :raises tracker.exceptions.BackendConflict: the name is registered in this
+        process with another store or configuration.
+    :raises tracker.exceptions.ConfigError: the configuration is not JSON.
+    :raises tracker.exceptions.InvalidInput: the name is empty or too long.
+    """
+
+    #: The in-process registry, keyed by ``volume_backend_name``.
+    backends: ClassVar[dict[str, Backend]] = {}
+
+    id: str
+    name: str
+    driver: str
+    version: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    _store: Store
+    _config: dict[str, Any]
+    _volumes: list[Volume] | None
+    #: one live object per record id and kind ("volume", "snapshot", "connection")
+    _identity: dict[str, weakref.WeakValueDictionary[str, Any]]
+    #: volume id -> connection this process attached it through (memory only)
+    _local_attach: dict[str, Connection]
+
+    def __new__(
+        cls, volume_backend_name: str, *, store: Store, driver: str = "", **config: Any
+    ) -> Backend:
+        name = validation.text("volume_backend_name", volume_backend_name)
+        driver = validation.text("driver", driver, allow_empty=True)
+        normalised = validation.json_document(f"backend {name} config", config, config=True)
+        existing = cls.backends.get(name)
+        if existing is not None:
+            if (
+                existing.store is store
+                and existing.driver == driver
+                and (existing._config == normalised)
+            ):
+                return existing
+            raise exceptions.BackendConflict(name)
+        row = _persist_backend(store, name, driver, normalised)
+        return cls._register(store, row)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Everything happens in ``__new__`` (it may return a registered instance)."""
+
+    @classmethod
+    def _register(cls, store: Store, row: Row[Any]) -> Backend:
+        self = object.__new__(cls)
+        self._store = store
+        self._volumes = None
+        self._identity = {
+            kind: weakref.WeakValueDictionary() for kind in ("volume", "snapshot", "connection")
+        }
+        self._local_attach = {}
+        self._apply_row(row)
+        cls.backends[self.name] = self
+        return self
+
+    @classmethod
+    def load(cls, store: Store, volume_backend_name: str) -> Backend:
+        """Adopt a backend stored earlier (after a restart, or by another process).
+
+        :returns: the registered instance.
+        :raises tracker.exceptions.NotFound: no backend of that name is stored.
+        :raises tracker.exceptions.BackendConflict: the name is registered in
+            this process with another store.
+        """
+        existing = cls.backends.get(volume_backend_name)
+        if existing is not None:
+            if existing.store is store:
+                return existing
+            raise exceptions.BackendConflict(volume_backend_name)
+        with store.read() as session:
+            row = repository.backend_by_name(session, volume_backend_name)
+        if row is None:
+            raise exceptions.NotFound("backend", volume_backend_name)
+        return cls._register(store, row)
+
+    @classmethod
+    def load_all(cls, store: Store) -> list[Backend]:
+        """Adopt every backend stored in ``store``.
+
+        :returns: the registered instances, by name.
+        :raises tracker.exceptions.BackendConflict: a name is registered in this
+            process with another store.
+        """
+        with store.read() as session:
+            rows = repository.all_backends(session)
+        return [
+            cls.load(store, row.name) if row.name in cls.backends else cls._register(store, row)
+            for row in rows
+        ]
+
+    def _apply_row(self, row: Row[Any]) -> None:
+        data = row._mapping
+        self.id = data["id"]
+        self.name = data["name"]
+        self.driver = data["driver"]
+        self._config = copy.deepcopy(data["config"])
+        self.version = data["version"]
+        self.created_at = data["created_at"]
+        self.updated_at = data["updated_at"]
+
+    # -- plain data ---------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """:returns: the store tracking this backend."""
+        return self._store
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """:returns: a copy of the driver configuration."""
+        return copy.deepcopy(self._config)
+
+    @property
+    def volume_backend_name(self) -> str:
+        """:returns: the backend's name (the registry key)."""
+        return self.name
+
+    # -- lazy properties ----------------------------------------------------
+
+    @property
+    def volumes(self) -> tuple[Volume, ...]:
+        """The backend's volumes, loaded on first access and cached.
+
+        :returns: the volumes, oldest first.
+        """
+        if self._volumes is None:
+            with self.store.read() as session:
+                rows = repository.volumes_of(session, self.id)
+            self._volumes = [self._volume_from_row(row) for row in rows]
+        return tuple(self._volumes)
+
+    def volumes_loaded(self) -> bool:
+        """:returns: whether :attr:`volumes` is cached (no query on access)."""
+        return self._volumes is not None
+
+    def get_volume(self, volume_id: str) -> Volume:
+        """Find one volume of this backend by id.
+
+        :returns: the volume (the cached object when there is one).
+        :raises tracker.exceptions.NotFound: no such volume on this backend.
+        """
+        cached = self._cached_volume(volume_id)
+        if cached is not None:
+            return cached
+        with self.store.read() as session:
+            row = repository.get_row(session, "volume", volume_id)
+        if row.backend_id != self.id:
+            raise exceptions.NotFound("volume", volume_id)
+        return self._volume_from_row(row)
+
+    # -- identity map -------------------------------------------------------
+
+    def _from_row(self, kind: str, row: Row[Any], build: Callable[[], R], refresh: bool) -> R:
+        identity = self._identity[kind]
+        obj: R | None = identity.get(row.id)
+        if obj is None:
+            obj = build()
+            obj._apply_row(row)
+            identity[row.id] = obj
+        elif refresh:
+            obj._apply_row(row)
+        return obj
+
+    def _volume_from_row(self, row: Row[Any], *, refresh: bool = False) -> Volume:
+        return self._from_row("volume", row, lambda: Volume._new(self), refresh)
+
+    def _snapshot_from_row(self, row: Row[Any], *, refresh: bool = False) -> Snapshot:
+        return self._from_row("snapshot", row, lambda: Snapshot._new(self), refresh)
+
+    def _connection_from_row(self, row: Row[Any], *, refresh: bool = False) -> Connection:
+        return self._from_row("connection", row, lambda: Connection._new(self), refresh)
+
+    def _cached_volume(self, volume_id: str) -> Volume | None:
+        obj: Volume | None = self._identity["volume"].get(volume_id)
+        return obj
+
+    # -- creating -----------------------------------------------------------
+
+    def create_volume(
+        self,
+        size: int,
+        name: str | None = None,
+        *,
+        status: str = "creating",
+        serial: str | None = None,
+        wwn: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        volume_id: str | None = None,
+    ) -> Volume:
+        """Track a new volume on this backend.
+
+        :param size: size in GiB.
+        :param status: ``creating`` (the driver is still at work), or
+            ``available``/``error`` for a LUN whose creation is known.
+        :returns: the new volume.
+        :raises tracker.exceptions.InvalidInput: a bad size, name, status or metadata.
+        :raises tracker.exceptions.AlreadyExists: ``volume_id`` is taken.
+        :raises tracker.exceptions.NotFound: the backend was deleted elsewhere.
+        """
+        spec = VolumeSpec(
+            size=size,
+            name=name,
+            status=status,
+            serial=serial,
+            wwn=wwn,
+            metadata=metadata or {},
+            id=volume_id,
+        )
+        return self.create_volumes([spec])[0]
+
+    def create_volumes(self, specs: Iterable[VolumeSpec]) -> list[Volume]:
+        """Track many new volumes in one transaction (all or none).
+
+        :returns: the new volumes, in the order given.
+        :raises tracker.exceptions.InvalidInput: a spec is bad; nothing is written.
+        :raises tracker.exceptions.AlreadyExists: an id is taken; nothing is written.
+        :raises tracker.exceptions.NotFound: the backend was deleted elsewhere.
+        """
+        now = _now()
+        rows = [self._volume_values(spec, now) for spec in specs]
+        with self.store.write() as session:
+            try:
+                repository.insert_rows(session, "volume", rows)
+            except IntegrityError as exc:
+                raise self._insert_error(session, "volume", [r["id"] for r in rows]) from exc
+        volumes = [Volume._created(self, values) for values in rows]
+        if self._volumes is not None:
+            self._volumes.extend(volumes)
+        return volumes
+
+    def _volume_values(self, spec: VolumeSpec, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "id": spec.id if spec.id is not None else models.new_id(),
+            "backend_id": self.id,
+            "name": validation.optional_text("name", spec.name),
+            "size": validation.size_gib("size", spec.size),
+            "status": validation.choice("status", spec.status, VOLUME_CREATE_STATUSES),
+            "serial": validation.optional_text("serial", spec.serial),
+            "wwn": validation.optional_text("wwn", spec.wwn, 64),
+            "metadata": validation.json_document("metadata", spec.metadata),
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+
+    def _insert_error(self, session: Session, resource: str, ids: Sequence[str]) -> Exception:
+        session.rollback()
+        taken = sorted(repository.existing_ids(session, resource, ids))
+        if taken:
+            return exceptions.AlreadyExists(resource, taken[0])
+        if not repository.existing_ids(session, "backend", [self.id]):
+            return exceptions.NotFound("backend", self.name)
+        return exceptions.InvalidInput(resource, ids[0] if ids else None, "rejected by the store")
+
+    # -- refresh ------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload the backend and every lazy property already loaded below it.
+
+        Volumes, and the snapshots and connections of volumes that have them
+        loaded, are reloaded in at most four queries in all.
+
+        :returns: nothing.
+        :raises tracker.exceptions.NotFound: the backend was deleted elsewhere.
+        """
+        volumes = self._volumes
+        with self.store.read() as session:
+            row = repository.get_row(session, "backend", self.id)
+            volume_rows = repository.volumes_of(session, self.id) if volumes is not None else None
+            live = list(volumes or ())
+            snapshot_rows = (
+                repository.snapshots_of_backend(session, self.id)
+                if any(v._snapshots is not None for v in live)
+                else None
+            )
+            connection_rows = (
+                repository.connections_of_backend(session, self.id)
+                if any(v._connections is not None for v in live)
+                else None
+            )
+        self._apply_row(row)
+        if volume_rows is None:
+            return
+        self._volumes = [self._volume_from_row(r, refresh=True) for r in volume_rows]
+        snapshots = _group(snapshot_rows)
+        connections = _group(connection_rows)
+        for volume in self._volumes:
+            if volume._snapshots is not None:
+                volume._snapshots = [
+                    self._snapshot_from_row(r, refresh=True) for r in snapshots.get(volume.id, ())
+                ]
+            if volume._connections is not None:
+                volume._connections = [
+                    self._connection_from_row(r, refresh=True)
+                    for r in connections.get(volume.id, ())
+                ]
+
+    # -- forgetting ---------------------------------------------------------
+
+    def _forget(self, kind: str, record_id: str) -> None:
+        self._identity[kind].pop(record_id, None)
+        if kind == "volume":
+            if self._volumes is not None:
+                self._volumes = [v for v in self._volumes if v.id != record_id]
+            self._local_attach.pop(record_id, None)
+
+    # -- display ------------------------------------------------------------
+
+    def status(self) -> Any:
+        """The status tree of this backend, read from the store in 4 queries.
+
+        :returns: a :class:`tracker.report.StatusReport`.
+        """
+        from tracker.report import collect
+
+        return collect(self.store, names=[self.name])
+
+    def __str__(self) -> str:
+        return str(self.status())
+
+    def __repr__(self) -> str:
+        loaded = f"{len(self._volumes)} volumes loaded" if self._volumes is not None else "lazy"
+        return (
+            f"<Backend {self.name!r} driver={self.driver!r} {loaded} "
+            f"store={self.store.display_url}>"
+        )
+
+
+def _group(rows: Sequence[Row[Any]] | None) -> dict[str, list[Row[Any]]]:
+    grouped: dict[str, list[Row[Any]]] = defaultdict(list)
+    for row in rows or ():
+        grouped[row.volume_id].append(row)
+    return grouped
+
+
+def _persist_backend(store: Store, name: str, driver: str, config: dict[str, Any]) -> Row[Any]:
+    """Insert the backend, or adopt the stored one and bring its config up to date."""
+    for _attempt in range(2):
+        with store.write() as session:
+            row = repository.backend_by_name(session, name)
+            if row is None:
+                now = _now()
+                values = {
+                    "id": models.new_id(),
+                    "name": name,
+                    "driver": driver,
+                    "config": config,
+                    "created_at": now,
+                    "updated_at": now,
+                    "version": 1,
+                }
+                try:
+                    repository.insert_rows(session, "backend", [values])
+                except IntegrityError:
+                    # Another process stored the same name first: adopt it.
+                    session.rollback()
+                    continue
+            elif row.driver != driver or row.config != config:
+                repository.update_versioned(
+                    session,
+                    "backend",
+                    row.id,
+                    row.version,
+                    {"driver": driver, "config": config, "updated_at": _now()},
+                )
+            else:
+                return row
+            found = repository.backend_by_name(session, name)
+            assert found is not None
+            return found
+    raise exceptions.ConflictError("backend", name, 0, 0)
+
+
+class Volume(_Record):
+    """A volume tracked on a backend. Build it with :meth:`Backend.create_volume`."""
+
+    _resource = "volume"
+    _writable: ClassVar[Mapping[str, str]] = {
+        "name": "name",
+        "size": "size",
+        "status": "status",
+        "serial": "serial",
+        "wwn": "wwn",
+        "metadata": "metadata",
+    }
+    _transitions = VOLUME_TRANSITIONS
+
+    name = _Field(validation.optional_text)
+    size = _Field(validation.size_gib)
+    status = _status_field(models.VOLUME_STATUSES)
+    serial = _Field(validation.optional_text)
+    wwn = _Field(lambda name, value: validation.optional_text(name, value, 64))
+    metadata = _json_field()
+
+    _backend: Backend
+    _snapshots: list[Snapshot] | None
+    _connections: list[Connection] | None
+
+    @classmethod
+    def _new(cls, backend: Backend) -> Volume:
+        self = cls.__new__(cls)
+        self._backend = backend
+        self._snapshots = None
+        self._connections = None
+        return self
+
+    @classmethod
+    def _created(cls, backend: Backend, values: Mapping[str, Any]) -> Volume:
+        self = cls._new(backend)
+        self._snapshots = []
+        self._connections = []
+        self._apply_row(_FakeRow(values))  # type: ignore[arg-type]
+        backend._identity["volume"][self.id] = self
+        return self
+
+    @property
+    def store(self) -> Store:
+        """:returns: the store tracking the volume."""
+        return self._backend.store
+
+    @property
+    def backend(self) -> Backend:
+        """:returns: the backend the volume lives on."""
+        return self._backend
+
+    @property
+    def backend_id(self) -> str:
+        """:returns: the id of :attr:`backend`."""
+        return self._backend.id
+
+    # -- lazy properties ----------------------------------------------------
+
+    @property
+    def snapshots(self) -> tuple[Snapshot, ...]:
+        """The volume's snapshots, loaded on first access and cached.
+
+        :returns: the snapshots, oldest first.
+        """
+        if self._snapshots is None:
+            with self.store.read() as session:
+                rows = repository.snapshots_of(session, self.id)
+            self._snapshots = [self._backend._snapshot_from_row(row) for row in rows]
+        return tuple(self._snapshots)
+
+    @property
+    def connections(self) -> tuple[Connection, ...]:
+        """The volume's connections, loaded on first access and cached.
+
+        :returns: the connections, oldest first.
+        """
+        if self._connections is None:
+            with self.store.read() as session:
+                rows = repository.connections_of(session, self.id)
+            self._connections = [self._backend._connection_from_row(row) for row in rows]
+        return tuple(self._connections)
+
+    def snapshots_loaded(self) -> bool:
+        """:returns: whether :attr:`snapshots` is cached."""
+        return self._snapshots is not None
+
+    def connections_loaded(self) -> bool:
+        """:returns: whether :attr:`connections` is cached."""
+        return self._connections is not None
+
+    # -- local attach (memory only) -----------------------------------------
+
+    @property
+    def local_attach(self) -> Connection | None:
+        """The connection through which this process attached the volume.
+
+        Kept in memory only, per process, keyed by volume id: it survives
+        ``refresh()`` but not a restart (or reloading the backend).
+
+        :returns: the connection, or ``None``.
+        """
+        connection: Connection | None = self._backend._local_attach.get(self.id)
+        return connection
+
+    @local_attach.setter
+    def local_attach(self, connection: Connection | None) -> None:
+        if connection is None:
+            self._backend._local_attach.pop(self.id, None)
+            return
+        if not isinstance(connection, Connection) or connection.volume_id != self.id:
+            raise exceptions.InvalidInput(
+                "local_attach", connection, f"a connection of volume {self.id}"
+            )
+        self._backend._local_attach[self.id] = connection
+
+    # -- operations ---------------------------------------------------------
+
+    def create_snapshot(
+        self,
+        name: str | None = None,
+        *,
+        size: int | None = None,
+        status: str = "creating",
+        snapshot_id: str | None = None,
+    ) -> Snapshot:
+        """Track a new snapshot of this volume.
+
+        :param size: GiB; the volume's size by default.
+        :returns: the new snapshot.
+        :raises tracker.exceptions.InvalidState: the volume is not available or in-use.
+        :raises tracker.exceptions.InvalidInput: a bad name, size or status.
+        :raises tracker.exceptions.NotFound: the volume was deleted elsewhere.
+        """
+        self._require_usable("snapshot")
+        now = _now()
+        values = {
+            "id": snapshot_id if snapshot_id is not None else models.new_id(),
+            "volume_id": self.id,
+            "name": validation.optional_text("name", name),
+            "size": validation.size_gib("size", self.size if size is None else size),
+            "status": validation.choice("status", status, SNAPSHOT_CREATE_STATUSES),
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        with self.store.write() as session:
+            try:
+                repository.insert_rows(session, "snapshot", [values])
+            except IntegrityError as exc:
+                raise self._insert_error(session, "snapshot", str(values["id"])) from exc
+        snapshot = Snapshot._created(self._backend, values, self)
+        if self._snapshots is not None:
+            self._snapshots.append(snapshot)
+        return snapshot
+
+    def connect(
+        self,
+        connector_info: Mapping[str, Any],
+        *,
+        host: str | None = None,
+        connection_info: Mapping[str, Any] | None = None,
+        protocol: str = "",
+        attach_mode: str = "rw",
+        status: str = "attached",
+        connection_id: str | None = None,
+    ) -> Connection:
+        """Track an export of this volume to a host.
+
+        With ``status="attached"`` (the default) the volume becomes ``in-use``.
+
+        :param connector_info: the host's connector properties (os-brick's
+            ``get_connector_properties``); ``host`` defaults to its ``"host"``.
+        :param connection_info: what the driver returned for the export.
+        :returns: the new connection.
+        :raises tracker.exceptions.InvalidState: the volume is not available or in-use.
+        :raises tracker.exceptions.InvalidInput: bad connector, mode or status.
+        :raises tracker.exceptions.ConflictError: the volume changed in the store
+            since it was read; nothing was written.
+        """
+        self._require_usable("connect")
+        connector = validation.json_document("connector_info", connector_info)
+        host_name = host if host is not None else connector.get("host")
+        now = _now()
+        values = {
+            "id": connection_id if connection_id is not None else models.new_id(),
+            "volume_id": self.id,
+            "host": validation.text("host", host_name),
+            "protocol": validation.text("protocol", protocol, 32, allow_empty=True),
+            "attach_mode": validation.choice("attach_mode", attach_mode, models.ATTACH_MODES),
+            "status": validation.choice("status", status, CONNECTION_CREATE_STATUSES),
+            "connector_info": connector,
+            "connection_info": validation.json_document("connection_info", connection_info),
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        with self.store.write() as session:
+            try:
+                repository.insert_rows(session, "connection", [values])
+            except IntegrityError as exc:
+                raise self._insert_error(session, "connection", str(values["id"])) from exc
+            synced = self._sync_status(session, now)
+        synced()
+        connection = Connection._created(self._backend, values, self)
+        if self._connections is not None:
+            self._connections.append(connection)
+        return connection
+
+    def _sync_status(self, session: Session, now: dt.datetime) -> Callable[[], None]:
+        """Bump the volume for a change of its connections, in the caller's transaction.
+
+        Every connection change writes the volume row, conditional on the
+        version read, so two processes changing connections of one volume are
+        serialised by it: the second gets ConflictError instead of computing
+        ``in-use``/``available`` from a count that is already stale.
+        """
+        status = self.status
+        if self._saved["status"] in USABLE_VOLUME_STATUSES:
+            attached = repository.count_attached(session, self.id)
+            status = "in-use" if attached else "available"
+        version = repository.update_versioned(
+            session, "volume", self.id, self.version, {"status": status, "updated_at": now}
+        )
+
+        def apply() -> None:
+            """Applied to the object only once the transaction has committed."""
+            self.__dict__["status"] = status
+            self._saved["status"] = status
+            self.version = version
+            self.updated_at = now
+
+        return apply
+
+    def _require_usable(self, operation: str) -> None:
+        if self._saved["status"] not in USABLE_VOLUME_STATUSES:
+            raise exceptions.InvalidState("volume", self.id, self._saved["status"], operation)
+
+    def _insert_error(self, session: Session, resource: str, new_id: str) -> Exception:
+        session.rollback()
+        if repository.existing_ids(session, resource, [new_id]):
+            return exceptions.AlreadyExists(resource, new_id)
+        return exceptions.NotFound("volume", self.id)
+
+    def save(self) -> None:
+        """Write changed attributes; see :meth:`_Record.save`.
+
+        ``in-use`` cannot be set by hand: it follows from the connections.
+
+        :returns: nothing.
+        :raises tracker.exceptions.InvalidStatusTransition: forbidden status change.
+        :raises tracker.exceptions.ConflictError: the volume changed in the store.
+        :raises tracker.exceptions.NotFound: the volume was deleted elsewhere.
+        """
+        super().save()
+
+    def delete(self) -> None:
+        """Stop tracking the volume (the driver has deleted it).
+
+        :returns: nothing.
+        :raises tracker.exceptions.DeleteRefused: it still has snapshots or
+            connections; nothing is deleted.
+        :raises tracker.exceptions.InvalidState: its status does not allow it.
+        :raises tracker.exceptions.ConflictError: it changed in the store since read.
+        :raises tracker.exceptions.NotFound: it was deleted elsewhere.
+        """
+        if self._saved["status"] not in DELETABLE_STATUSES:
+            raise exceptions.InvalidState("volume", self.id, self._saved["status"], "delete")
+        with self.store.write() as session:
+            dependents = repository.dependents_of_volume(session, self.id)
+            if dependents:
+                raise exceptions.DeleteRefused("volume", self.id, dependents)
+            try:
+                repository.delete_versioned(session, "volume", self.id, self.version)
+                session.flush()
+            except IntegrityError as exc:  # a dependent appeared meanwhile
+                raise exceptions.DeleteRefused("volume", self.id, ["new dependents"]) from exc
+        self.__dict__["status"] = "deleted"
+        self._mark_saved()
+        self._snapshots = []
+        self._connections = []
+        self._backend._forget("volume", self.id)
+
+    def refresh(self) -> None:
+        """Reload the volume and its loaded snapshots and connections.
+
+        :returns: nothing.
+        :raises tracker.exceptions.NotFound: it was deleted elsewhere.
+        """
+        with self.store.read() as session:
+            row = repository.get_row(session, "volume", self.id)
+            snapshot_rows = (
+                repository.snapshots_of(session, self.id) if self._snapshots is not None else None
+            )
+            connection_rows = (
+                repository.connections_of(session, self.id)
+                if self._connections is not None
+                else None
+            )
+        self._apply_row(row)
+        if snapshot_rows is not None:
+            self._snapshots = [
+                self._backend._snapshot_from_row(r, refresh=True) for r in snapshot_rows
+            ]
+        if connection_rows is not None:
+            self._connections = [
+                self._backend._connection_from_row(r, refresh=True) for r in connection_rows
+            ]
+
+    def _forget_child(self, kind: str, child_id: str) -> None:
+        if kind == "snapshot" and self._snapshots is not None:
+            self._snapshots = [s for s in self._snapshots if s.id != child_id]
+        if kind == "connection" and self._connections is not None:
+            self._connections = [c for c in self._connections if c.id != child_id]
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        return (
+            f"<Volume {self._short_id()}{name} {self.size}GiB {self.status} "
+            f"on {self._backend.name!r}>"
+        )
+
+
+class _Child(_Record):
+    """A snapshot or connection: it belongs to a volume."""
+
+    volume_id: str
+    _backend: Backend
+    _volume: Volume | None
+
+    @classmethod
+    def _new(cls, backend: Backend) -> Self:
+        self = cls.__new__(cls)
+        self._backend = backend
+        self._volume = None
+        return self
+
+    @classmethod
+    def _created(cls, backend: Backend, values: Mapping[str, Any], volume: Volume) -> Self:
+        self = cls._new(backend)
+        self._volume = volume
+        self._apply_row(_FakeRow(values))  # type: ignore[arg-type]
+        backend._identity[self._resource][self.id] = self
+        return self
+
+    def _apply_row(self, row: Row[Any]) -> None:
+        self.volume_id = row._mapping["volume_id"]
+        super()._apply_row(row)
+
+    @property
+    def store(self) -> Store:
+        """:returns: the store tracking the record."""
+        return self._backend.store
+
+    @property
+    def backend(self) -> Backend:
+        """:returns: the backend of the volume."""
+        return self._backend
+
+    @property
+    def volume(self) -> Volume:
+        """The volume this belongs to, loaded on first access and cached.
+
+        :returns: the volume (the cached object when there is one).
+        :raises tracker.exceptions.NotFound: the volume is gone from the store.
+        """
+        if self._volume is None:
+            self._volume = self._backend.get_volume(self.volume_id)
+        return self._volume
+
+    def volume_loaded(self) -> bool:
+        """:returns: whether :attr:`volume` is cached."""
+        return self._volume is not None
+
+    def refresh(self) -> None:
+        """Reload the record and, when loaded, its volume (and what that has loaded).
+
+        :returns: nothing.
+        :raises tracker.exceptions.NotFound: it was deleted elsewhere.
+        """
+        with self.store.read() as session:
+            row = repository.get_row(session, self._resource, self.id)
+        self._apply_row(row)
+        if self._volume is not None:
+            self._volume.refresh()
+
+    def _after_delete(self) -> None:
+        volume = self._volume or self._backend._cached_volume(self.volume_id)
+        if volume is not None:
+            volume._forget_child(self._resource, self.id)
+        self._backend._forget(self._resource, self.id)
+
+
+class Snapshot(_Child):
+    """A snapshot tracked on a volume. Build it with :meth:`Volume.create_snapshot`."""
+
+    _resource = "snapshot"
+    _writable: ClassVar[Mapping[str, str]] = {"name": "name", "size": "size", "status": "status"}
+    _transitions = SNAPSHOT_TRANSITIONS
+
+    name = _Field(validation.optional_text)
+    size = _Field(validation.size_gib)
+    status = _status_field(models.SNAPSHOT_STATUSES)
+
+    def delete(self) -> None:
+        """Stop tracking the snapshot (the driver has deleted it).
+
+        :returns: nothing.
+        :raises tracker.exceptions.ConflictError: it changed in the store since read.
+        :raises tracker.exceptions.NotFound: it was deleted elsewhere.
+        """
+        with self.store.write() as session:
+            repository.delete_versioned(session, "snapshot", self.id, self.version)
+        self.__dict__["status"] = "deleted"
+        self._mark_saved()
+        self._after_delete()
+
+    def __repr__(self) -> str:
+        name = f" {self.name!r}" if self.name else ""
+        return (
+            f"<Snapshot {self._short_id()}{name} {self.size}GiB {self.status} "
+            f"of volume {self.volume_id[:8]}>"
+        )
+
+
+class Connection(_Child):
+    """An export of a volume to a host. Build it with :meth:`Volume.connect`."""
+
+    _resource = "connection"
+    _writable: ClassVar[Mapping[str, str]] = {
+        "status": "status",
+        "connection_info": "connection_info",
+        "connector_info": "connector_info",
+    }
+    _transitions = CONNECTION_TRANSITIONS
+
+    status = _status_field(models.CONNECTION_STATUSES)
+    connector_info = _json_field()
+    connection_info = _json_field()
+
+    host: str
+    protocol: str
+    attach_mode: str
+
+    def _apply_row(self, row: Row[Any]) -> None:
+        data = row._mapping
+        self.host = data["host"]
+        self.protocol = data["protocol"]
+        self.attach_mode = data["attach_mode"]
+        super()._apply_row(row)
+
+    @property
+    def attached(self) -> bool:
+        """:returns: whether this connection keeps its volume ``in-use``."""
+        return self.status in repository.ATTACHED_STATUSES
+
+    def _after_write(
+        self, session: Session, changes: Mapping[str, Any]
+    ) -> Callable[[], None] | None:
+        if "status" in changes:
+            return self.volume._sync_status(session, _now())
+        return None
+
+    def save(self) -> None:
+        """Write changed attributes; a status change updates the volume's status too.
+
+        :returns: nothing.
+        :raises tracker.exceptions.InvalidStatusTransition: forbidden status change.
+        :raises tracker.exceptions.ConflictError: the connection or its volume
+            changed in the store since read; nothing was written.
+        :raises tracker.exceptions.NotFound: it was deleted elsewhere.
+        """
+        if "status" in self._changes():
+            self.volume  # load it before the write transaction  # noqa: B018
+        super().save()
+
+    def disconnect(self) -> None:
+        """Stop tracking the export (the driver has removed it).
+
+        When it was the volume's last attached connection the volume goes back
+        to ``available``. A ``local_attach`` through it is cleared.
+
+        :returns: nothing.
+        :raises tracker.exceptions.ConflictError: the connection or its volume
+            changed in the store since read; nothing was written.
+        :raises tracker.exceptions.NotFound: it was deleted elsewhere.
+        """
+        volume = self.volume
+        with self.store.write() as session:
+            repository.delete_versioned(session, "connection", self.id, self.version)
+            synced = volume._sync_status(session, _now())
+        synced()
+        attached_here = volume.local_attach
+        if attached_here is not None and attached_here.id == self.id:
+            volume.local_attach = None
+        self._after_delete()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Connection {self._short_id()} {self.protocol or '?'} to {self.host!r} "
+            f"{self.status} ({self.attach_mode}) of volume {self.volume_id[:8]}>"
+        )
+
+
+class _FakeRow:
+    """Lets freshly inserted values go through the same ``_apply_row`` as loaded rows."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._mapping = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._mapping[name]
+        except KeyError:
+            raise AttributeError(name) from None
