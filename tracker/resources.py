@@ -460,11 +460,11 @@ class Backend:
         """
         now = _now()
         rows = [self._volume_values(spec, now) for spec in specs]
-        with self.store.write() as session:
-            try:
+        try:
+            with self.store.write() as session:
                 repository.insert_rows(session, "volume", rows)
-            except IntegrityError as exc:
-                raise self._insert_error(session, "volume", [r["id"] for r in rows]) from exc
+        except IntegrityError as exc:
+            raise self._insert_error("volume", [r["id"] for r in rows]) from exc
         volumes = [Volume._created(self, values) for values in rows]
         if self._volumes is not None:
             self._volumes.extend(volumes)
@@ -485,12 +485,14 @@ class Backend:
             "version": 1,
         }
 
-    def _insert_error(self, session: Session, resource: str, ids: Sequence[str]) -> Exception:
-        session.rollback()
-        taken = sorted(repository.existing_ids(session, resource, ids))
+    def _insert_error(self, resource: str, ids: Sequence[str]) -> Exception:
+        """Say why the store refused new rows (their transaction is rolled back)."""
+        with self.store.read() as session:
+            taken = sorted(repository.existing_ids(session, resource, ids))
+            backend_exists = bool(repository.existing_ids(session, "backend", [self.id]))
         if taken:
             return exceptions.AlreadyExists(resource, taken[0])
-        if not repository.existing_ids(session, "backend", [self.id]):
+        if not backend_exists:
             return exceptions.NotFound("backend", self.name)
         return exceptions.InvalidInput(resource, ids[0] if ids else None, "rejected by the store")
 
@@ -577,40 +579,39 @@ def _group(rows: Sequence[Row[Any]] | None) -> dict[str, list[Row[Any]]]:
 
 def _persist_backend(store: Store, name: str, driver: str, config: dict[str, Any]) -> Row[Any]:
     """Insert the backend, or adopt the stored one and bring its config up to date."""
-    for _attempt in range(2):
-        with store.write() as session:
-            row = repository.backend_by_name(session, name)
-            if row is None:
-                now = _now()
-                values = {
-                    "id": models.new_id(),
-                    "name": name,
-                    "driver": driver,
-                    "config": config,
-                    "created_at": now,
-                    "updated_at": now,
-                    "version": 1,
-                }
-                try:
+    for _attempt in range(3):
+        try:
+            with store.write() as session:
+                row = repository.backend_by_name(session, name)
+                if row is None:
+                    now = _now()
+                    values = {
+                        "id": models.new_id(),
+                        "name": name,
+                        "driver": driver,
+                        "config": config,
+                        "created_at": now,
+                        "updated_at": now,
+                        "version": 1,
+                    }
                     repository.insert_rows(session, "backend", [values])
-                except IntegrityError:
-                    # Another process stored the same name first: adopt it.
-                    session.rollback()
-                    continue
-            elif row.driver != driver or row.config != config:
-                repository.update_versioned(
-                    session,
-                    "backend",
-                    row.id,
-                    row.version,
-                    {"driver": driver, "config": config, "updated_at": _now()},
-                )
-            else:
-                return row
-            found = repository.backend_by_name(session, name)
-            assert found is not None
-            return found
-    raise exceptions.ConflictError("backend", name, 0, 0)
+                elif row.driver != driver or row.config != config:
+                    repository.update_versioned(
+                        session,
+                        "backend",
+                        row.id,
+                        row.version,
+                        {"driver": driver, "config": config, "updated_at": _now()},
+                    )
+                else:
+                    return row
+                found = repository.backend_by_name(session, name)
+                assert found is not None
+                return found
+        except (IntegrityError, exceptions.ConflictError):
+            # Another process stored or updated the same backend first: look again.
+            continue
+    raise exceptions.BackendConflict(name)
 
 
 class Volume(_Record):
@@ -759,11 +760,11 @@ class Volume(_Record):
             "updated_at": now,
             "version": 1,
         }
-        with self.store.write() as session:
-            try:
+        try:
+            with self.store.write() as session:
                 repository.insert_rows(session, "snapshot", [values])
-            except IntegrityError as exc:
-                raise self._insert_error(session, "snapshot", str(values["id"])) from exc
+        except IntegrityError as exc:
+            raise self._insert_error("snapshot", str(values["id"])) from exc
         snapshot = Snapshot._created(self._backend, values, self)
         if self._snapshots is not None:
             self._snapshots.append(snapshot)
@@ -810,12 +811,12 @@ class Volume(_Record):
             "updated_at": now,
             "version": 1,
         }
-        with self.store.write() as session:
-            try:
+        try:
+            with self.store.write() as session:
                 repository.insert_rows(session, "connection", [values])
-            except IntegrityError as exc:
-                raise self._insert_error(session, "connection", str(values["id"])) from exc
-            synced = self._sync_status(session, now)
+                synced = self._sync_status(session, now)
+        except IntegrityError as exc:
+            raise self._insert_error("connection", str(values["id"])) from exc
         synced()
         connection = Connection._created(self._backend, values, self)
         if self._connections is not None:
@@ -851,9 +852,11 @@ class Volume(_Record):
         if self._saved["status"] not in USABLE_VOLUME_STATUSES:
             raise exceptions.InvalidState("volume", self.id, self._saved["status"], operation)
 
-    def _insert_error(self, session: Session, resource: str, new_id: str) -> Exception:
-        session.rollback()
-        if repository.existing_ids(session, resource, [new_id]):
+    def _insert_error(self, resource: str, new_id: str) -> Exception:
+        """Say why the store refused a new row (its transaction is rolled back)."""
+        with self.store.read() as session:
+            taken = repository.existing_ids(session, resource, [new_id])
+        if taken:
             return exceptions.AlreadyExists(resource, new_id)
         return exceptions.NotFound("volume", self.id)
 

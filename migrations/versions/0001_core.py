@@ -130,20 +130,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("snapshots", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_snapshots_volume_id"))
-
+    # Dropping a table drops its indexes; dropping them first fails on MariaDB,
+    # where an index backing a foreign key cannot be dropped on its own.
     op.drop_table("snapshots")
-    with op.batch_alter_table("connections", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_connections_volume_id"))
-        batch_op.drop_index(batch_op.f("ix_connections_host"))
-
     op.drop_table("connections")
-    with op.batch_alter_table("volumes", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_volumes_wwn"))
-        batch_op.drop_index(batch_op.f("ix_volumes_serial"))
-        batch_op.drop_index(batch_op.f("ix_volumes_backend_id"))
-
     op.drop_table("volumes")
     op.drop_table("key_values")
     op.drop_table("backends")

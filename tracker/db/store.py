@@ -123,7 +123,10 @@ class Store:
         if backend == "sqlite":
             database = url.database or ""
             if database not in ("", ":memory:") and not database.startswith("file:"):
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+                except (OSError, ValueError) as exc:
+                    raise exceptions.StoreUnavailable(self.display_url, str(exc)) from exc
             connect_args["timeout"] = busy_timeout
             connect_args["check_same_thread"] = False
             if database in ("", ":memory:"):

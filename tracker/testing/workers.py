@@ -1,0 +1,109 @@
+"""Code that tests (and the demo) run in a *second process* against the same store.
+
+Each function opens its own :class:`~tracker.db.store.Store` from a URL, as a
+separate cinderlib-style service would, so what it proves holds across real
+processes, not just across objects in one interpreter.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.synchronize import Barrier
+from typing import Any
+
+from tracker import exceptions
+from tracker.db.store import Store
+from tracker.resources import Backend
+
+
+def _open(url: str, backend_name: str) -> Backend:
+    store = Store(url, auto_upgrade="never")
+    return Backend.load(store, backend_name)
+
+
+def rename_volume(url: str, backend_name: str, volume_id: str, new_name: str) -> None:
+    """Rename a volume from a fresh process-like context.
+
+    :returns: nothing.
+    :raises tracker.exceptions.TrackerError: as :meth:`tracker.Volume.save`.
+    """
+    backend = _open(url, backend_name)
+    volume = backend.get_volume(volume_id)
+    volume.name = new_name
+    volume.save()
+    backend.store.dispose()
+
+
+def delete_snapshot(url: str, backend_name: str, volume_id: str, snapshot_id: str) -> None:
+    """Delete one snapshot of a volume, as another service would.
+
+    :returns: nothing.
+    :raises tracker.exceptions.TrackerError: as :meth:`tracker.Snapshot.delete`.
+    """
+    backend = _open(url, backend_name)
+    volume = backend.get_volume(volume_id)
+    for snapshot in volume.snapshots:
+        if snapshot.id == snapshot_id:
+            snapshot.delete()
+    backend.store.dispose()
+
+
+def _racer(
+    url: str,
+    backend_name: str,
+    volume_id: str,
+    barrier: Barrier,
+    results: Any,
+    key: str,
+    value: str,
+) -> None:
+    """Read a volume, wait until the other racer has read it too, then write."""
+    backend = _open(url, backend_name)
+    volume = backend.get_volume(volume_id)
+    barrier.wait(timeout=60)
+    volume.metadata[key] = value
+    try:
+        volume.save()
+        results.put((key, "saved"))
+    except exceptions.ConflictError as exc:
+        results.put((key, f"conflict: {exc}"))
+    finally:
+        backend.store.dispose()
+
+
+def race_metadata_updates(
+    url: str, backend_name: str, volume_id: str, racers: int = 2
+) -> dict[str, str]:
+    """Let ``racers`` processes read the same volume, then all write it at once.
+
+    Racer ``i`` sets ``metadata["racer-i"] = "i"``.
+
+    :returns: racer key -> ``"saved"`` or ``"conflict: <message>"``.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(racers)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_racer,
+            args=(url, backend_name, volume_id, barrier, results, f"racer-{i}", str(i)),
+        )
+        for i in range(racers)
+    ]
+    for process in processes:
+        process.start()
+    outcome = dict(results.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+    return outcome
+
+
+def run_in_process(function: Any, *args: Any, timeout: float = 120) -> Any:
+    """Run ``function(*args)`` in a freshly spawned interpreter.
+
+    :returns: what it returned.
+    :raises Exception: what it raised (re-raised here).
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply_async(function, args).get(timeout=timeout)
