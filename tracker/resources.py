@@ -226,6 +226,90 @@ class VolumeSpec:
     id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class HostDevice:
+    """A path to a tracked volume that discovery found on a host.
+
+    :ivar host_name: the host.
+    :ivar hctl: the SCSI address ``H:C:T:L``.
+    :ivar block_name: the block device (``sdc``), if any.
+    :ivar state: the SCSI device state (``running``, ``offline`` ...).
+    :ivar wwid: the logical unit's WWID.
+    :ivar serial: its unit serial number.
+    :ivar transport: ``fc``, ``iscsi`` or ``None``.
+    :ivar target: the target WWPN (FC) or ``IQN @ portal`` (iSCSI).
+    :ivar size_bytes: size of the block device.
+    """
+
+    host_name: str
+    hctl: str
+    block_name: str | None
+    state: str | None
+    wwid: str | None
+    serial: str | None
+    transport: str | None
+    target: str | None
+    size_bytes: int | None
+
+    @property
+    def path(self) -> str | None:
+        """:returns: ``/dev/<block_name>``, or ``None`` without a block device."""
+        return None if self.block_name is None else f"/dev/{self.block_name}"
+
+
+@dataclass(frozen=True, slots=True)
+class MultipathDevice:
+    """The multipath map of a tracked volume on a host.
+
+    :ivar host_name: the host.
+    :ivar name: dm name (``mpatha``).
+    :ivar wwid: the WWID.
+    :ivar block_name: ``dm-N``.
+    :ivar paths: ``(block_name, state)`` of each member.
+    """
+
+    host_name: str
+    name: str | None
+    wwid: str
+    block_name: str
+    paths: tuple[tuple[str, str], ...]
+
+    @property
+    def path(self) -> str:
+        """:returns: ``/dev/mapper/<name>`` (``/dev/<dm-N>`` for an unnamed map)."""
+        return f"/dev/mapper/{self.name}" if self.name else f"/dev/{self.block_name}"
+
+
+def _host_device(row: Row[Any]) -> HostDevice:
+    if row.transport == "fc":
+        target = row.target_wwpn
+    elif row.transport == "iscsi":
+        target = f"{row.target_iqn} @ {row.target_portal}"
+    else:
+        target = None
+    return HostDevice(
+        row.host_name,
+        row.hctl,
+        row.block_name,
+        row.state,
+        row.wwid,
+        row.serial,
+        row.transport,
+        target,
+        row.size_bytes,
+    )
+
+
+def _multipath_device(row: Row[Any]) -> MultipathDevice:
+    return MultipathDevice(
+        row.host_name,
+        row.name,
+        row.wwid,
+        row.block_name,
+        tuple((p["block_name"], p["state"]) for p in row.paths),
+    )
+
+
 class Backend:
     """A storage backend, tracked by its ``volume_backend_name``.
 
@@ -570,6 +654,15 @@ class Backend:
         )
 
 
+def _read_observed(
+    session: Session, volume_id: str
+) -> tuple[tuple[HostDevice, ...], tuple[MultipathDevice, ...]]:
+    return (
+        tuple(_host_device(r) for r in repository.observed_devices_of(session, volume_id)),
+        tuple(_multipath_device(r) for r in repository.observed_maps_of(session, volume_id)),
+    )
+
+
 def _group(rows: Sequence[Row[Any]] | None) -> dict[str, list[Row[Any]]]:
     grouped: dict[str, list[Row[Any]]] = defaultdict(list)
     for row in rows or ():
@@ -638,6 +731,7 @@ class Volume(_Record):
     _backend: Backend
     _snapshots: list[Snapshot] | None
     _connections: list[Connection] | None
+    _observed: tuple[tuple[HostDevice, ...], tuple[MultipathDevice, ...]] | None
 
     @classmethod
     def _new(cls, backend: Backend) -> Volume:
@@ -645,6 +739,7 @@ class Volume(_Record):
         self._backend = backend
         self._snapshots = None
         self._connections = None
+        self._observed = None
         return self
 
     @classmethod
@@ -696,6 +791,45 @@ class Volume(_Record):
                 rows = repository.connections_of(session, self.id)
             self._connections = [self._backend._connection_from_row(row) for row in rows]
         return tuple(self._connections)
+
+    # -- what hosts see of it (written by tracker.reconcile) -----------------
+
+    def _load_observed(self) -> tuple[tuple[HostDevice, ...], tuple[MultipathDevice, ...]]:
+        if self._observed is None:
+            with self.store.read() as session:
+                self._observed = _read_observed(session, self.id)
+        return self._observed
+
+    @property
+    def host_devices(self) -> tuple[HostDevice, ...]:
+        """The paths to this volume that reconciled hosts found, loaded once and cached.
+
+        :returns: the paths, by host and SCSI address.
+        """
+        return self._load_observed()[0]
+
+    @property
+    def multipath_devices(self) -> tuple[MultipathDevice, ...]:
+        """The multipath maps of this volume on every reconciled host (cached).
+
+        :returns: the maps, by host.
+        """
+        return self._load_observed()[1]
+
+    @property
+    def multipath_device(self) -> MultipathDevice | None:
+        """The multipath map of this volume, when one host has one (cached).
+
+        :returns: the map, or ``None`` when no host has one.
+        :raises tracker.exceptions.InvalidState: several hosts have one; use
+            :attr:`multipath_devices`.
+        """
+        maps = self._load_observed()[1]
+        if len(maps) > 1:
+            raise exceptions.InvalidState(
+                "volume", self.id, f"mapped on {len(maps)} hosts", "pick one multipath device of"
+            )
+        return maps[0] if maps else None
 
     def snapshots_loaded(self) -> bool:
         """:returns: whether :attr:`snapshots` is cached."""
@@ -915,6 +1049,8 @@ class Volume(_Record):
                 if self._connections is not None
                 else None
             )
+            if self._observed is not None:
+                self._observed = _read_observed(session, self.id)
         self._apply_row(row)
         if snapshot_rows is not None:
             self._snapshots = [

@@ -17,9 +17,12 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -197,15 +200,180 @@ class KeyValue(Base):
     value: Mapped[str] = mapped_column(Text)
 
 
+# --- observed host state (written only by tracker.reconcile) -----------------
+#
+# One row per object discovery found on a host, keyed by the host's name and the
+# object's natural key, so several hosts can share one store. These tables hold
+# what *is*, never tracked intent: a reconcile sweeps only its own host's rows.
+
+JOURNAL_EVENTS = ("appeared", "changed", "vanished")
+
+
+class ObservedHost(Base):
+    """A host that reconciles into this store, and its discovery warnings."""
+
+    __tablename__ = "observed_hosts"
+
+    host_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    warnings: Mapped[list[str]] = mapped_column(JSON(), default=list)
+
+
+class _Observed:
+    """Columns every observed object has."""
+
+    host_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sys_path: Mapped[str] = mapped_column(String(1024), default="")
+    #: digest of the compared columns: an unchanged host is checked by reading
+    #: (key, digest) pairs only
+    digest: Mapped[str] = mapped_column(String(32), default="")
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ObservedScsiHost(_Observed, Base):
+    """A SCSI host adapter (FC HBA port, iSCSI host, SAS HBA ...)."""
+
+    __tablename__ = "observed_scsi_hosts"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    transport: Mapped[str] = mapped_column(String(16))
+    driver: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str | None] = mapped_column(String(32))
+    wwpn: Mapped[str | None] = mapped_column(String(16), index=True)
+    wwnn: Mapped[str | None] = mapped_column(String(16))
+    port_state: Mapped[str | None] = mapped_column(String(32))
+    port_id: Mapped[int | None] = mapped_column(Integer)
+    speed: Mapped[str | None] = mapped_column(String(32))
+    fabric_name: Mapped[str | None] = mapped_column(String(16))
+    iscsi_initiator_name: Mapped[str | None] = mapped_column(String(223))
+
+
+class ObservedFcRemotePort(_Observed, Base):
+    """An FC remote (target) port seen through one local HBA."""
+
+    __tablename__ = "observed_fc_remote_ports"
+
+    scsi_host: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    #: the remote WWPN, or the rport name while the WWPN is unknown
+    port_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    wwpn: Mapped[str | None] = mapped_column(String(16), index=True)
+    wwnn: Mapped[str | None] = mapped_column(String(16))
+    port_id: Mapped[int | None] = mapped_column(Integer)
+    roles: Mapped[str] = mapped_column(String(128), default="")
+    port_state: Mapped[str | None] = mapped_column(String(32))
+    scsi_target_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class ObservedIscsiSession(_Observed, Base):
+    """An iSCSI session, keyed by target, portal and iface (ids change on re-login)."""
+
+    __tablename__ = "observed_iscsi_sessions"
+
+    target_iqn: Mapped[str] = mapped_column(String(223), primary_key=True)
+    portal: Mapped[str] = mapped_column(String(64), primary_key=True)
+    iface: Mapped[str] = mapped_column(String(64), primary_key=True)
+    session_id: Mapped[int] = mapped_column(Integer)
+    scsi_host: Mapped[int | None] = mapped_column(Integer)
+    tpgt: Mapped[int | None] = mapped_column(Integer)
+    current_portal: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str | None] = mapped_column(String(32))
+
+
+class ObservedScsiDevice(_Observed, Base):
+    """One path to a logical unit (a SCSI device) and its block device."""
+
+    __tablename__ = "observed_scsi_devices"
+    __table_args__ = (
+        Index(
+            "ix_observed_scsi_devices_fc_path", "host_name", "initiator_wwpn", "target_wwpn", "lun"
+        ),
+        Index(None, "volume_id"),
+    )
+
+    hctl: Mapped[str] = mapped_column(String(48), primary_key=True)
+    scsi_host: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[int] = mapped_column(Integer)
+    target: Mapped[int] = mapped_column(Integer)
+    lun: Mapped[int] = mapped_column(BigInteger)
+    peripheral_type: Mapped[int | None] = mapped_column(Integer)
+    vendor: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(64))
+    revision: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str | None] = mapped_column(String(32))
+    block_name: Mapped[str | None] = mapped_column(String(64))
+    block_devno: Mapped[str | None] = mapped_column(String(32))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    logical_block_size: Mapped[int | None] = mapped_column(Integer)
+    read_only: Mapped[bool | None] = mapped_column(Boolean)
+    wwn: Mapped[str | None] = mapped_column(String(255), index=True)
+    wwid: Mapped[str | None] = mapped_column(String(255), index=True)
+    serial: Mapped[str | None] = mapped_column(String(255), index=True)
+    transport: Mapped[str | None] = mapped_column(String(16))
+    initiator_wwpn: Mapped[str | None] = mapped_column(String(16))
+    target_wwpn: Mapped[str | None] = mapped_column(String(16))
+    target_iqn: Mapped[str | None] = mapped_column(String(223))
+    target_portal: Mapped[str | None] = mapped_column(String(64))
+    volume_id: Mapped[str | None] = mapped_column(ForeignKey("volumes.id", ondelete="SET NULL"))
+
+
+class ObservedMultipathMap(_Observed, Base):
+    """A device-mapper multipath map, keyed by its WWID."""
+
+    __tablename__ = "observed_multipath_maps"
+
+    wwid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    uuid: Mapped[str] = mapped_column(String(255))
+    block_name: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    read_only: Mapped[bool | None] = mapped_column(Boolean)
+    suspended: Mapped[bool | None] = mapped_column(Boolean)
+    #: members as ``[{"block_name", "hctl", "state", "device_state"}]``
+    paths: Mapped[list[dict[str, Any]]] = mapped_column(JSON(), default=list)
+    volume_id: Mapped[str | None] = mapped_column(
+        ForeignKey("volumes.id", ondelete="SET NULL"), index=True
+    )
+
+
+class JournalEntry(Base):
+    """What appeared, changed or vanished on a host, and when."""
+
+    __tablename__ = "host_journal"
+    __table_args__ = (
+        Index(None, "host_name", "at"),
+        _status_check("event", JOURNAL_EVENTS),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host_name: Mapped[str] = mapped_column(String(255))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    event: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
+    object_key: Mapped[str] = mapped_column(String(512))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+
+
 __all__ = [
     "ATTACH_MODES",
     "CONNECTION_STATUSES",
+    "JOURNAL_EVENTS",
     "SNAPSHOT_STATUSES",
     "VOLUME_STATUSES",
     "Backend",
     "Base",
     "Connection",
+    "JournalEntry",
     "KeyValue",
+    "ObservedFcRemotePort",
+    "ObservedHost",
+    "ObservedIscsiSession",
+    "ObservedMultipathMap",
+    "ObservedScsiDevice",
+    "ObservedScsiHost",
     "Snapshot",
     "UTCDateTime",
     "Volume",

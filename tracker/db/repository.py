@@ -214,3 +214,27 @@ def existing_ids(session: Session, resource: str, ids: Iterable[str]) -> set[str
         chunk = wanted[start : start + 500]
         found.update(session.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars())
     return found
+
+
+# --- observed host state, as seen from tracked volumes ---------------------------
+
+OBSERVED_DEVICES: Table = models.ObservedScsiDevice.__table__  # type: ignore[assignment]
+OBSERVED_MAPS: Table = models.ObservedMultipathMap.__table__  # type: ignore[assignment]
+
+
+def observed_devices_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
+    """:returns: the SCSI devices (paths) linked to a volume, on every host."""
+    return session.execute(
+        select(OBSERVED_DEVICES)
+        .where(OBSERVED_DEVICES.c.volume_id == volume_id)
+        .order_by(OBSERVED_DEVICES.c.host_name, OBSERVED_DEVICES.c.hctl)
+    ).all()
+
+
+def observed_maps_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
+    """:returns: the multipath maps linked to a volume, on every host."""
+    return session.execute(
+        select(OBSERVED_MAPS)
+        .where(OBSERVED_MAPS.c.volume_id == volume_id)
+        .order_by(OBSERVED_MAPS.c.host_name)
+    ).all()
