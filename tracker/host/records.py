@@ -33,6 +33,10 @@ class FrozenMap(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._items[key]
 
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        """:returns: the value of ``key``, or ``default`` (a fast path for discovery)."""
+        return self._items.get(key, default)
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 

@@ -8,6 +8,7 @@ processes, not just across objects in one interpreter.
 from __future__ import annotations
 
 import multiprocessing
+import queue
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
@@ -98,12 +99,42 @@ def race_metadata_updates(
     return outcome
 
 
+def _call(function: Any, args: tuple[Any, ...], results: Any) -> None:
+    try:
+        results.put(("ok", function(*args)))
+    except BaseException as exc:  # handed back to the parent, which re-raises it
+        results.put(("error", exc))
+
+
 def run_in_process(function: Any, *args: Any, timeout: float = 120) -> Any:
     """Run ``function(*args)`` in a freshly spawned interpreter.
 
     :returns: what it returned.
     :raises Exception: what it raised (re-raised here).
+    :raises RuntimeError: the child died without answering.
     """
     context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return pool.apply_async(function, args).get(timeout=timeout)
+    results = context.Queue()
+    process = context.Process(target=_call, args=(function, args, results))
+    process.start()
+    try:
+        while True:
+            try:
+                outcome, value = results.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if not process.is_alive():
+                    raise RuntimeError(
+                        f"the child process running {function.__name__} died "
+                        f"(exit code {process.exitcode})"
+                    ) from None
+                timeout -= 0.2
+                if timeout <= 0:
+                    raise TimeoutError(f"{function.__name__} did not finish in time") from None
+    finally:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+    if outcome == "error":
+        raise value
+    return value

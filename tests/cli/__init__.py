@@ -1,0 +1,1 @@
+"""Tests of the ``tracker`` command line, the demo and the progress line."""

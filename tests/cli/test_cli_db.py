@@ -1,0 +1,176 @@
+"""``tracker db ...``: migrations through the command line, on every database."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
+
+from tracker import exceptions
+from tracker.db import migrate
+from tracker.db.store import display_url
+from tracker.testing.databases import ThrowawayDatabase
+
+from .helpers import Cli, url_of
+
+HEAD = migrate.script_directory().get_current_head()
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def _execute(url: str, *statements: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def test_current_on_a_store_at_head(cli: Cli, url: str) -> None:
+    run = cli("db", "current", "--json", "--database-url", url)
+    assert run.code == 0, run.err
+    assert run.json() == {
+        "store": display_url(url),
+        "current": HEAD,
+        "head": HEAD,
+        "known": True,
+        "state": "current",
+    }
+    text_run = cli("db", "current", "--database-url", url)
+    assert f"revision: {HEAD}" in text_run.out
+    assert "state:    current" in text_run.out
+
+
+def test_current_on_a_fresh_store(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
+    url = url_of(fresh_database)
+    run = cli("db", "current", "--json", "--database-url", url)
+    assert run.code == 0, run.err
+    document = run.json()
+    assert (document["current"], document["head"], document["state"]) == (None, HEAD, "behind")
+    text_run = cli("db", "current", "--database-url", url)
+    assert "revision: <none> (empty store)" in text_run.out
+    assert "state:    behind" in text_run.out
+    assert "tracker db upgrade" in text_run.out
+    # looking did not migrate anything, not even on SQLite
+    assert "alembic_version" not in _tables(url)
+
+
+def test_upgrade_downgrade_round_trip(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
+    url = url_of(fresh_database)
+    up = cli("db", "upgrade", "--database-url", url)
+    assert up.code == 0, up.err
+    assert up.out.strip() == f"upgraded store {display_url(url)} from <empty> to {HEAD}"
+    assert {"backends", "volumes", "snapshots", "connections"} <= _tables(url)
+    assert cli("db", "current", "--json", "--database-url", url).json()["state"] == "current"
+    again = cli("db", "upgrade", "head", "--database-url", url)
+    assert again.code == 0
+    assert "already at" in again.out
+
+    down = cli("db", "downgrade", "base", "--database-url", url)
+    assert down.code == 0, down.err
+    assert down.out.strip() == f"downgraded store {display_url(url)} from {HEAD} to <empty>"
+    assert not {"backends", "volumes", "snapshots", "connections"} & _tables(url)
+    assert cli("db", "current", "--json", "--database-url", url).json()["current"] is None
+
+    up_again = cli("db", "upgrade", "--database-url", url)
+    assert up_again.code == 0, up_again.err
+    assert cli("db", "current", "--json", "--database-url", url).json()["state"] == "current"
+    assert cli("status", "--json", "--database-url", url).json()["backends"] == []
+
+
+def test_downgrade_needs_a_revision(cli: Cli, url: str) -> None:
+    run = cli("db", "downgrade", "--database-url", url)
+    assert run.code == 2
+    assert "REVISION" in run.err
+
+
+def test_upgrade_to_an_unknown_revision_fails(cli: Cli, url: str) -> None:
+    run = cli("db", "upgrade", "no-such-revision", "--database-url", url)
+    assert run.code == 1
+    assert run.err.startswith("error: migration on ")
+    assert run.err.count("\n") == 1
+
+
+def test_history(cli: Cli) -> None:
+    revisions = migrate.history()
+    run = cli("db", "history", "--json")
+    assert run.code == 0, run.err
+    assert [r["revision"] for r in run.json()] == [r.revision for r in revisions]
+    assert [r["head"] for r in run.json()] == [r.revision == HEAD for r in revisions]
+    text_run = cli("db", "history")
+    assert f"-> {HEAD} (head)" in text_run.out
+    assert len(text_run.out.splitlines()) == len(revisions)
+
+
+def test_check_at_head(cli: Cli, url: str) -> None:
+    run = cli("db", "check", "--database-url", url)
+    assert run.code == 0, run.out
+    assert "matches the models" in run.out
+    document = cli("db", "check", "--json", "--database-url", url).json()
+    assert (document["ok"], document["differences"], document["revision"]) == (True, [], HEAD)
+
+
+def test_check_reports_drift(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
+    url = url_of(fresh_database)
+    assert cli("db", "upgrade", "--database-url", url).code == 0
+    _execute(url, "CREATE TABLE stray_drift_table (id INTEGER PRIMARY KEY)")
+    run = cli("db", "check", "--database-url", url)
+    assert run.code == 1
+    assert "drifts from the models: 1 difference" in run.out
+    assert "stray_drift_table" in run.out
+    document = cli("db", "check", "--json", "--database-url", url)
+    assert document.code == 1
+    assert document.json()["ok"] is False
+    assert any("stray_drift_table" in line for line in document.json()["differences"])
+
+
+def test_check_on_a_store_behind_fails(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
+    url = url_of(fresh_database)
+    run = cli("db", "check", "--database-url", url)
+    assert run.code == 1
+    assert str(exceptions.SchemaOutdated(display_url(url), None, str(HEAD))) in run.err
+
+
+def test_store_newer_than_the_code(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
+    url = url_of(fresh_database)
+    assert cli("db", "upgrade", "--database-url", url).code == 0
+    _execute(url, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
+
+    current = cli("db", "current", "--json", "--database-url", url)
+    assert current.code == 0, current.err
+    document = current.json()
+    assert document["state"] == "newer than this tracker"
+    assert (document["current"], document["known"]) == ("9999_from_the_future", False)
+    text_run = cli("db", "current", "--database-url", url)
+    assert "state:    newer than this tracker" in text_run.out
+
+    expected = exceptions.SchemaTooNew(display_url(url), "9999_from_the_future", str(HEAD))
+    status = cli("status", "--database-url", url)
+    assert status.code == 1
+    assert status.out == ""
+    assert status.err == f"error: {expected}\n"
+    assert "Traceback" not in status.err
+    upgrade = cli("db", "upgrade", "--database-url", url)
+    assert (upgrade.code, upgrade.err) == (1, f"error: {expected}\n")
+
+
+def test_status_on_a_store_behind(
+    cli: Cli, fresh_database: ThrowawayDatabase, dialect: str
+) -> None:
+    """SQLite stores upgrade themselves by default; server stores need `db upgrade`."""
+    url = url_of(fresh_database)
+    run = cli("status", "--database-url", url)
+    if dialect == "sqlite":
+        assert (run.code, run.out.strip()) == (0, "(no backends tracked)")
+        assert "alembic_version" in _tables(url)
+    else:
+        assert run.code == 1
+        assert "run `tracker db upgrade`" in run.err
+        assert run.err.count("\n") == 1

@@ -1,0 +1,56 @@
+"""``tracker status``: the tracked tree of the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oslo_config import cfg
+
+from tracker import exceptions, report
+from tracker.cli import common
+
+
+def register(subparsers: Any) -> None:
+    """Add ``tracker status``.
+
+    :returns: nothing.
+    """
+    parser = common.add_command(
+        subparsers,
+        "status",
+        run_status,
+        help="show the tracked backends, volumes, snapshots and connections",
+        description=(
+            "Show the status tree of the store: every backend with its volumes, and "
+            "their snapshots and connections, read in four queries."
+        ),
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        metavar="NAME",
+        default=None,
+        help="only this backend (volume_backend_name); may be repeated",
+    )
+    common.add_json(parser)
+
+
+def run_status(conf: cfg.ConfigOpts) -> int:
+    """Print the status tree.
+
+    :returns: 0.
+    :raises tracker.exceptions.NotFound: a backend asked for is not stored.
+    :raises tracker.exceptions.StoreError: the store cannot be opened or read.
+    """
+    names: list[str] | None = common.arg(conf, "backend")
+    with common.opened_store(conf) as store:
+        status = report.collect(store, names)
+    if names:
+        missing = sorted(set(names) - {backend.name for backend in status.backends})
+        if missing:
+            raise exceptions.NotFound("backend", missing[0])
+    if common.arg(conf, "json"):
+        print(status.to_json())
+    else:
+        print(status.render())
+    return 0
