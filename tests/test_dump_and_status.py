@@ -106,7 +106,16 @@ def _corrupt(data: dict[str, Any], how: str) -> Any:
 
 @pytest.mark.parametrize(
     "how",
-    ["size", "status", "timestamp", "naive-timestamp", "missing", "format", "duplicate", "metadata"],
+    [
+        "size",
+        "status",
+        "timestamp",
+        "naive-timestamp",
+        "missing",
+        "format",
+        "duplicate",
+        "metadata",
+    ],
 )
 def test_bad_dumps_are_refused_whole(
     store: Store, fresh_database: ThrowawayDatabase, how: str
@@ -128,7 +137,11 @@ def test_not_json_is_a_dump_format_error(store: Store) -> None:
 def test_load_reports_progress(store: Store, fresh_database: ThrowawayDatabase) -> None:
     _track(store)
     seen: list[tuple[int, int]] = []
-    load(Store(fresh_database.url, auto_upgrade="always"), dump(store), progress=lambda d, t: seen.append((d, t)))
+    load(
+        Store(fresh_database.url, auto_upgrade="always"),
+        dump(store),
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert seen[-1][0] == seen[-1][1] == 2 + 3 + 3 + 1 + 1
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
 
@@ -142,9 +155,10 @@ def test_status_tree_is_four_queries_whatever_the_size(store: Store) -> None:
     with count_queries(store.engine) as log:
         large = collect(store)
     assert log.count == 4
-    assert sum(len(b.volumes) for b in large.backends) == sum(
-        len(b.volumes) for b in small.backends
-    ) + 200
+    assert (
+        sum(len(b.volumes) for b in large.backends)
+        == sum(len(b.volumes) for b in small.backends) + 200
+    )
 
 
 def test_status_tree_shows_what_is_tracked(store: Store) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import inspect, text
 
@@ -112,6 +114,6 @@ def test_a_store_newer_than_the_code_is_refused(store: Store) -> None:
 def test_history_lists_the_shipped_revisions_oldest_first() -> None:
     history = migrate.history()
     assert history[0].down_revision is None
-    for older, newer in zip(history, history[1:], strict=False):
+    for older, newer in itertools.pairwise(history):
         assert newer.down_revision == older.revision
     assert history[-1].revision == migrate.script_directory().get_current_head()

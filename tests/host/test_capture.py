@@ -1,0 +1,150 @@
+"""Captures replay to identical records; unsafe archives are refused."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from tracker.exceptions import CaptureLimitExceeded, UnsafeCapture
+from tracker.host.capture import capture, extract_capture, open_capture
+from tracker.host.sources import SysfsTreeSource
+from tracker.testing.testbed import Testbed
+from tracker.testing.topologies import TOPOLOGIES, VpdVector, fc_multipath
+
+
+@pytest.mark.parametrize("name", sorted(TOPOLOGIES))
+def test_capture_replays_to_identical_records(
+    name: str, testbed: Testbed, vpd_vectors: Mapping[str, VpdVector], tmp_path: Path
+) -> None:
+    TOPOLOGIES[name](testbed, vpd_vectors)
+    archive = tmp_path / "host.tar.gz"
+    summary = capture(testbed.root, archive)
+    original = SysfsTreeSource(testbed.root).scan()
+    replayed = open_capture(archive, tmp_path / "replay")
+    assert summary.devices == len(original)
+    assert replayed.scan() == original
+    assert replayed.root == tmp_path / "replay"
+
+
+def test_capture_leaves_out_irrelevant_devices(testbed: Testbed, tmp_path: Path) -> None:
+    fc_multipath(testbed, luns=1)
+    archive = tmp_path / "host.tar.gz"
+    capture(testbed.root, archive)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert not any("/scsi_disk/" in n for n in names)
+    assert not any(n.endswith(("/scan", "/range", "/supported_classes")) for n in names)
+    assert any(n.endswith("/vpd_pg83") for n in names)
+
+
+def test_capture_does_not_follow_links_out_of_the_tree(testbed: Testbed, tmp_path: Path) -> None:
+    fc_multipath(testbed, luns=1)
+    secret = tmp_path / "secret"
+    secret.write_text("do not copy\n")
+    device = testbed.sys_dir / testbed.disks["sda"].lstrip("/")
+    (device / "size").unlink()
+    (device / "size").symlink_to(secret)
+    os.symlink(tmp_path, testbed.sys_dir / "class" / "fc_host" / "evil")
+    archive = tmp_path / "host.tar.gz"
+    capture(testbed.root, archive)
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            assert member.name.startswith(("sys/", "run/udev/data/"))
+            if member.isfile():
+                data = tar.extractfile(member)
+                assert data is not None and b"do not copy" not in data.read()
+            assert "evil" not in member.name
+
+
+def test_capture_bounded_in_size(testbed: Testbed, tmp_path: Path) -> None:
+    fc_multipath(testbed)
+    archive = tmp_path / "host.tar.gz"
+    with pytest.raises(CaptureLimitExceeded) as caught:
+        capture(testbed.root, archive, max_bytes=10_000)
+    assert caught.value.limit == "bytes"
+    assert caught.value.maximum == 10_000
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_capture_bounded_in_time(testbed: Testbed, tmp_path: Path) -> None:
+    fc_multipath(testbed)
+    with pytest.raises(CaptureLimitExceeded) as caught:
+        capture(testbed.root, tmp_path / "host.tar.gz", max_seconds=0.0)
+    assert caught.value.limit == "seconds"
+    assert list(tmp_path.iterdir()) == []
+
+
+def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return path
+
+
+def _file(name: str) -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), b"x\n"
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, b""
+
+
+def _device(name: str) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.BLKTYPE
+    return info, b""
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        ([_file("/etc/evil")], "absolute"),
+        ([_file("sys/../../evil")], "'..'"),
+        ([_link("sys/escape", "../../../etc")], "leaves root"),
+        ([_link("sys/abs", "/etc/passwd")], "leaves root"),
+        ([_link("sys/here", "."), _link("sys/out", "here/../../..")], "leaves root"),
+        ([_link("q", "."), _link("p", "q/../etc")], "outside the root"),
+        ([_link("sys/dir", "."), _file("sys/dir/x")], "through a link"),
+        ([_link("sys/hard", "sys/x", tarfile.LNKTYPE)], "not a file"),
+        ([_device("sys/sda")], "not a file"),
+    ],
+)
+def test_malicious_archives_are_refused(
+    members: list[tuple[tarfile.TarInfo, bytes]], reason: str, tmp_path: Path
+) -> None:
+    archive = _archive(tmp_path / "evil.tar.gz", members)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeCapture) as caught:
+        extract_capture(archive, dest)
+    assert reason in caught.value.reason
+    assert not (tmp_path / "evil").exists()
+    assert not (tmp_path.parent / "evil").exists()
+
+
+def test_oversize_archive_is_refused(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "big.tar.gz", [_file("sys/a"), _file("sys/b")])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(UnsafeCapture):
+        extract_capture(archive, dest, max_bytes=3)
+    (tmp_path / "dest2").mkdir()
+    with pytest.raises(UnsafeCapture):
+        extract_capture(archive, tmp_path / "dest2", max_members=1)
+
+
+def test_duplicate_members_are_refused(tmp_path: Path) -> None:
+    archive = _archive(tmp_path / "dup.tar.gz", [_file("sys/a"), _file("sys/a")])
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(UnsafeCapture) as caught:
+        extract_capture(archive, tmp_path / "dest")
+    assert caught.value.reason == "duplicate member"

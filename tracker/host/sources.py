@@ -1,0 +1,448 @@
+"""Device sources: where :class:`~tracker.host.records.DeviceRecord` objects come from.
+
+Two sources implement the one :class:`DeviceSource` interface and yield
+*equal* records for the same sysfs tree:
+
+* :class:`PyudevSource` asks libudev (through pyudev) on the running host.
+  Under umockdev's preload library (``LD_PRELOAD=libumockdev-preload.so.0
+  UMOCKDEV_DIR=<testbed>``) libudev sees a testbed instead of ``/sys``.
+* :class:`SysfsTreeSource` walks a sysfs tree below any root directory with
+  ``os.scandir`` and plain reads, without libudev: a live host (root ``/``),
+  a testbed directory, or an extracted capture.
+
+What a record holds (the rules both sources follow):
+
+* **Which devices.** Those of :data:`tracker.host.wanted.SUBSYSTEMS` that
+  :func:`tracker.host.wanted.spec_for` accepts. A device is found the way
+  libudev finds it: through ``sys/bus/<subsystem>/devices/*`` and
+  ``sys/class/<subsystem>/*``, keeping entries whose directory has a
+  ``uevent`` file and whose ``subsystem`` link names that subsystem.
+* **Properties.** What libudev reports, without the keys libudev makes up
+  itself (:data:`SYNTHESIZED_PROPERTIES`: ``DEVPATH`` is the record's
+  ``sys_path``; ``DEVLINKS``, ``TAGS``, ``CURRENT_TAGS``,
+  ``USEC_INITIALIZED`` come from udevd's bookkeeping). That is: every
+  ``KEY=VALUE`` line of the device's ``uevent`` file, ``DEVNAME`` made
+  absolute (``sda`` -> ``/dev/sda``), ``SUBSYSTEM`` from the ``subsystem``
+  link, and then the ``E:`` lines of the udev database entry
+  ``run/udev/data/<id>`` below the root, if there is one (on a live host that
+  is where ``ID_SERIAL``, ``ID_WWN``, ``DM_NAME`` ... come from).
+  umockdev keeps no udev database: it writes *all* of a device's properties,
+  ``ID_*`` included, into the ``uevent`` file, and so does
+  :class:`tracker.testing.testbed.Testbed`. Hence on a testbed both sources
+  see the same properties. (Caveat: the preload does not redirect ``/run``;
+  on a machine running udevd, libudev would add the *real* database entry of
+  a device with the same number, e.g. ``b8:0``. Compare sources on machines
+  without udevd, or on numbers the machine does not use.)
+* **Text attributes.** The names :mod:`tracker.host.wanted` lists, decoded as
+  libudev does: the bytes up to the first NUL, trailing ``\\n``/``\\r``
+  removed, padding kept (``"NETAPP  "``). A missing or unreadable attribute is
+  absent from the record. :class:`PyudevSource` gets them from libudev,
+  :class:`SysfsTreeSource` from the file; tests check that they agree.
+* **Binary attributes.** ``vpd_pg80``/``vpd_pg83`` read from the file as
+  bytes (libudev would return ``b''``: the pages start with a NUL byte).
+* **Parent.** The nearest ancestor directory below ``/devices/`` that has a
+  ``uevent`` file (a device for libudev even without a subsystem, such as
+  ``rport-0:0-0`` or ``session1``), else ``None``.
+* **Links.** Each symlink in the listed link directories (``holders/dm-0``)
+  mapped to the normalized ``sys_path`` it points to; links that do not
+  point below ``/devices/`` are left out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from tracker.exceptions import SysfsRootMissing
+from tracker.host.records import DeviceRecord, FrozenBytesMap, FrozenMap
+from tracker.host.wanted import SUBSYSTEMS, WantedSpec, spec_for
+
+if TYPE_CHECKING:
+    import pyudev
+
+__all__ = [
+    "PRODUCTION_ROOT",
+    "SYNTHESIZED_PROPERTIES",
+    "DeviceSource",
+    "PyudevSource",
+    "SysfsTreeSource",
+    "decode_text_attribute",
+]
+
+#: The root of the live host's file system: its sysfs is ``/sys``.
+PRODUCTION_ROOT = Path("/")
+
+#: Properties libudev computes itself rather than reading them from the
+#: kernel or udev's ``E:`` database lines; records leave them out.
+SYNTHESIZED_PROPERTIES: frozenset[str] = frozenset(
+    {"DEVPATH", "DEVLINKS", "TAGS", "CURRENT_TAGS", "USEC_INITIALIZED", "ACTION", "SEQNUM"}
+)
+
+_DEVICES_PREFIX = "/devices/"
+
+
+@runtime_checkable
+class DeviceSource(Protocol):
+    """Something that lists the storage-relevant devices of a host."""
+
+    def scan(self) -> tuple[DeviceRecord, ...]:
+        """List every storage-relevant device.
+
+        :returns: the records, sorted by ``sys_path``.
+        :raises tracker.exceptions.HostError: when the host cannot be read.
+        """
+        ...
+
+    def lookup(self, sys_path: str) -> DeviceRecord | None:
+        """Read one device, whether or not it is storage-relevant.
+
+        :param sys_path: the device path relative to the sysfs root
+            (``/devices/...``).
+        :returns: its record, or ``None`` when there is no device with a
+            subsystem at that path (e.g. it was just unplugged).
+        :raises tracker.exceptions.HostError: when the host cannot be read.
+        """
+        ...
+
+
+def decode_text_attribute(raw: bytes) -> str:
+    """Decode a text attribute exactly as libudev presents it.
+
+    :param raw: the attribute file's bytes.
+    :returns: the text up to the first NUL byte, trailing newlines and
+        carriage returns removed, other padding kept; bytes that are not
+        UTF-8 are kept as surrogate escapes.
+    :raises: nothing.
+    """
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raw = raw[:nul]
+    return raw.rstrip(b"\n\r").decode("utf-8", "surrogateescape")
+
+
+def _read_bytes(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _read_binary_attributes(device_dir: str, names: Iterable[str]) -> FrozenBytesMap:
+    pairs = []
+    for name in names:
+        raw = _read_bytes(f"{device_dir}/{name}")
+        if raw is not None:
+            pairs.append((name, raw))
+    return FrozenBytesMap(pairs)
+
+
+def _read_links(device_dir: str, sys_path: str, link_dirs: Iterable[str]) -> FrozenMap:
+    pairs = []
+    for link_dir in link_dirs:
+        try:
+            entries = list(os.scandir(f"{device_dir}/{link_dir}"))
+        except OSError:
+            continue
+        for entry in entries:
+            if not entry.is_symlink():
+                continue
+            try:
+                target = os.readlink(entry.path)
+            except OSError:
+                continue
+            resolved = os.path.normpath(os.path.join(f"{sys_path}/{link_dir}", target))
+            if resolved.startswith(_DEVICES_PREFIX):
+                pairs.append((f"{link_dir}/{entry.name}", resolved))
+    return FrozenMap(pairs)
+
+
+def _nearest_parent(sys_path: str, has_uevent: Callable[[str], bool]) -> str | None:
+    path = sys_path
+    while True:
+        path = path.rsplit("/", 1)[0]
+        if not path.startswith(_DEVICES_PREFIX):
+            return None
+        if has_uevent(path):
+            return path
+
+
+def _db_id(subsystem: str, sys_name: str, uevent: Mapping[str, str]) -> str:
+    major, minor = uevent.get("MAJOR"), uevent.get("MINOR")
+    if major is not None and minor is not None:
+        kind = "b" if subsystem == "block" else "c"
+        return f"{kind}{major}:{minor}"
+    return f"+{subsystem}:{sys_name}"
+
+
+def _parse_uevent(raw: bytes) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for line in raw.decode("utf-8", "surrogateescape").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key:
+            result[key] = value
+    return result
+
+
+class SysfsTreeSource:
+    """Reads a sysfs tree below a root directory with plain file reads.
+
+    :param root: the directory that holds ``sys/`` (``Path("/")`` on a live
+        host, which is :data:`PRODUCTION_ROOT`; a testbed or capture
+        directory in tests). The udev database, if any, is read from
+        ``<root>/run/udev/data``.
+    :raises tracker.exceptions.SysfsRootMissing: when ``<root>/sys`` is not a
+        directory.
+    """
+
+    def __init__(self, root: Path = PRODUCTION_ROOT) -> None:
+        self.root = Path(root)
+        self._sys = os.fspath(self.root / "sys")
+        self._udev_db = os.fspath(self.root / "run" / "udev" / "data")
+        if not os.path.isdir(self._sys):
+            raise SysfsRootMissing(root=os.fspath(self.root))
+
+    def __repr__(self) -> str:
+        return f"SysfsTreeSource({self.root!r})"
+
+    def _has_uevent(self, sys_path: str) -> bool:
+        return os.path.isfile(f"{self._sys}{sys_path}/uevent")
+
+    def _subsystem(self, sys_path: str) -> str | None:
+        try:
+            return os.path.basename(os.readlink(f"{self._sys}{sys_path}/subsystem"))
+        except OSError:
+            return None
+
+    def _candidates(self, subsystem: str) -> Iterable[str]:
+        for base in (f"/bus/{subsystem}/devices", f"/class/{subsystem}"):
+            try:
+                entries = list(os.scandir(f"{self._sys}{base}"))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    target = os.readlink(entry.path) if entry.is_symlink() else entry.name
+                except OSError:
+                    continue
+                resolved = os.path.normpath(os.path.join(base, target))
+                if resolved.startswith(_DEVICES_PREFIX):
+                    yield resolved
+
+    def scan(self) -> tuple[DeviceRecord, ...]:
+        """List every storage-relevant device of the tree.
+
+        :returns: the records, sorted by ``sys_path``.
+        :raises: nothing; unreadable devices are skipped (they may vanish
+            while the tree is read).
+        """
+        records: dict[str, DeviceRecord] = {}
+        for subsystem in SUBSYSTEMS:
+            for sys_path in self._candidates(subsystem):
+                if sys_path in records:
+                    continue
+                record = self._read(sys_path, expected_subsystem=subsystem, wanted_only=True)
+                if record is not None:
+                    records[sys_path] = record
+        return tuple(records[key] for key in sorted(records))
+
+    def lookup(self, sys_path: str) -> DeviceRecord | None:
+        """Read one device of the tree.
+
+        :param sys_path: path relative to the sysfs root (``/devices/...``).
+        :returns: its record (with the attributes of its
+            :mod:`~tracker.host.wanted` entry, none if it has no entry), or
+            ``None`` when no device with a subsystem is there.
+        :raises: nothing.
+        """
+        normalized = os.path.normpath(sys_path)
+        if not normalized.startswith(_DEVICES_PREFIX):
+            return None
+        return self._read(normalized, expected_subsystem=None, wanted_only=False)
+
+    def _read(
+        self, sys_path: str, *, expected_subsystem: str | None, wanted_only: bool
+    ) -> DeviceRecord | None:
+        device_dir = f"{self._sys}{sys_path}"
+        raw_uevent = _read_bytes(f"{device_dir}/uevent")
+        if raw_uevent is None:
+            return None
+        subsystem = self._subsystem(sys_path)
+        if subsystem is None or (expected_subsystem and subsystem != expected_subsystem):
+            return None
+        uevent = _parse_uevent(raw_uevent)
+        sys_name = sys_path.rsplit("/", 1)[1]
+        devtype = uevent.get("DEVTYPE")
+        spec = spec_for(subsystem, devtype, sys_name)
+        if spec is None and wanted_only:
+            return None
+        properties = dict(uevent)
+        properties["SUBSYSTEM"] = subsystem
+        devname = properties.get("DEVNAME")
+        if devname is not None and not devname.startswith("/"):
+            properties["DEVNAME"] = f"/dev/{devname}"
+        raw_db = _read_bytes(f"{self._udev_db}/{_db_id(subsystem, sys_name, uevent)}")
+        if raw_db is not None:
+            for line in raw_db.decode("utf-8", "surrogateescape").splitlines():
+                if line.startswith("E:"):
+                    key, sep, value = line[2:].partition("=")
+                    if sep and key:
+                        properties[key] = value
+        return _make_record(
+            sys_path=sys_path,
+            subsystem=subsystem,
+            devtype=devtype,
+            properties=properties,
+            attributes=self._text_attributes(device_dir, spec),
+            device_dir=device_dir,
+            spec=spec,
+            parent=_nearest_parent(sys_path, self._has_uevent),
+        )
+
+    @staticmethod
+    def _text_attributes(device_dir: str, spec: WantedSpec | None) -> dict[str, str]:
+        result: dict[str, str] = {}
+        for name in spec.attributes if spec else ():
+            raw = _read_bytes(f"{device_dir}/{name}")
+            if raw is not None:
+                result[name] = decode_text_attribute(raw)
+        return result
+
+
+def _make_record(
+    *,
+    sys_path: str,
+    subsystem: str,
+    devtype: str | None,
+    properties: Mapping[str, str],
+    attributes: Mapping[str, str],
+    device_dir: str,
+    spec: WantedSpec | None,
+    parent: str | None,
+) -> DeviceRecord:
+    return DeviceRecord(
+        sys_path=sys_path,
+        subsystem=subsystem,
+        devtype=devtype,
+        sys_name=sys_path.rsplit("/", 1)[1],
+        properties=FrozenMap(
+            (key, value) for key, value in properties.items() if key not in SYNTHESIZED_PROPERTIES
+        ),
+        attributes=FrozenMap(attributes),
+        binary_attributes=_read_binary_attributes(
+            device_dir, spec.binary_attributes if spec else ()
+        ),
+        parent=parent,
+        links=_read_links(device_dir, sys_path, spec.link_dirs if spec else ()),
+    )
+
+
+class PyudevSource:
+    """Lists devices through libudev (pyudev).
+
+    On a live host this reads ``/sys`` and the udev database. To read a
+    testbed instead, the *process* must have been started with
+    ``LD_PRELOAD=libumockdev-preload.so.0 UMOCKDEV_DIR=<testbed>`` (see
+    :func:`tracker.testing.testbed.preload_environment`); setting the
+    variables later has no effect.
+
+    :param context: the pyudev context to use; a new one is created when
+        ``None``. Nothing is shared between instances.
+    :raises ImportError: when pyudev is not installed.
+    """
+
+    def __init__(self, context: pyudev.Context | None = None) -> None:
+        import pyudev
+
+        self._pyudev = pyudev
+        self._context = context if context is not None else pyudev.Context()
+        self._sys = str(self._context.sys_path)
+
+    @property
+    def context(self) -> pyudev.Context:
+        """The pyudev context this source reads through.
+
+        :returns: the context given to (or made by) the constructor.
+        :raises: nothing.
+        """
+        return self._context
+
+    def monitor(self, source: str = "udev") -> pyudev.Monitor:
+        """Build a netlink monitor filtered on the storage-relevant subsystems.
+
+        The monitor is not started; the caller starts and polls it.
+
+        :param source: ``"udev"`` (events after udev processed them) or
+            ``"kernel"``.
+        :returns: a new :class:`pyudev.Monitor`.
+        :raises OSError: when the netlink socket cannot be opened.
+        """
+        monitor = self._pyudev.Monitor.from_netlink(self._context, source=source)
+        for subsystem in SUBSYSTEMS:
+            monitor.filter_by(subsystem)
+        return monitor
+
+    def scan(self) -> tuple[DeviceRecord, ...]:
+        """List every storage-relevant device libudev knows.
+
+        :returns: the records, sorted by ``sys_path``.
+        :raises: nothing; devices that vanish while being read are skipped.
+        """
+        records: dict[str, DeviceRecord] = {}
+        for subsystem in SUBSYSTEMS:
+            for device in self._context.list_devices(subsystem=subsystem):
+                sys_path = str(device.sys_path)[len(self._sys) :]
+                if sys_path in records:
+                    continue
+                record = self._record(device, sys_path, wanted_only=True)
+                if record is not None:
+                    records[sys_path] = record
+        return tuple(records[key] for key in sorted(records))
+
+    def lookup(self, sys_path: str) -> DeviceRecord | None:
+        """Read one device through libudev.
+
+        :param sys_path: path relative to the sysfs root (``/devices/...``).
+        :returns: its record, or ``None`` when libudev finds no device with a
+            subsystem there.
+        :raises: nothing.
+        """
+        normalized = os.path.normpath(sys_path)
+        if not normalized.startswith(_DEVICES_PREFIX):
+            return None
+        try:
+            device = self._pyudev.Devices.from_sys_path(self._context, self._sys + normalized)
+        except self._pyudev.DeviceNotFoundError:
+            return None
+        return self._record(device, normalized, wanted_only=False)
+
+    def _record(
+        self, device: pyudev.Device, sys_path: str, *, wanted_only: bool
+    ) -> DeviceRecord | None:
+        subsystem = device.subsystem
+        if subsystem is None:
+            return None
+        subsystem = str(subsystem)
+        devtype = device.device_type
+        devtype = None if devtype is None else str(devtype)
+        spec = spec_for(subsystem, devtype, str(device.sys_name))
+        if spec is None and wanted_only:
+            return None
+        attributes: dict[str, str] = {}
+        for name in spec.attributes if spec else ():
+            raw = device.attributes.get(name)
+            if raw is not None:
+                attributes[name] = decode_text_attribute(bytes(raw))
+        parent = device.parent
+        return _make_record(
+            sys_path=sys_path,
+            subsystem=subsystem,
+            devtype=devtype,
+            properties={str(key): str(value) for key, value in device.properties.items()},
+            attributes=attributes,
+            device_dir=self._sys + sys_path,
+            spec=spec,
+            parent=None if parent is None else str(parent.sys_path)[len(self._sys) :],
+        )

@@ -1,0 +1,1 @@
+"""Test support for tracker: simulated storage hosts and their topologies."""
