@@ -340,7 +340,7 @@ def _link_volumes(
     identified = select(volumes.c.id, volumes.c.wwn, volumes.c.serial).where(
         or_(volumes.c.wwn.is_not(None), volumes.c.serial.is_not(None))
     )
-    for volume_id, wwn, serial in session.execute(identified).tuples():
+    for volume_id, wwn, serial in session.execute(identified):
         for form in _wwn_forms(wwn):
             by_wwn[form].add(volume_id)
         if serial:
@@ -394,7 +394,7 @@ def _current_digests(session: Session, kind: str, host_name: str) -> dict[tuple[
     keys = [table.c[k] for k in _KEY_COLUMNS[kind]]
     width = len(keys)
     stmt = select(*keys, table.c.digest).where(table.c.host_name == host_name)
-    return {row[:width]: row[width] for row in session.execute(stmt).tuples()}
+    return {tuple(row[:width]): row[width] for row in session.execute(stmt)}
 
 
 def _current_rows(

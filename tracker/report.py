@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, select
 
@@ -28,8 +29,7 @@ B, V, S, C = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotStatus:
+class SnapshotStatus(NamedTuple):
     """One snapshot in a status dump."""
 
     id: str
@@ -38,8 +38,7 @@ class SnapshotStatus:
     status: str
 
 
-@dataclass(frozen=True, slots=True)
-class ConnectionStatus:
+class ConnectionStatus(NamedTuple):
     """One connection in a status dump."""
 
     id: str
@@ -49,8 +48,7 @@ class ConnectionStatus:
     status: str
 
 
-@dataclass(frozen=True, slots=True)
-class VolumeStatus:
+class VolumeStatus(NamedTuple):
     """One volume in a status dump, with its snapshots and connections."""
 
     id: str
@@ -62,9 +60,15 @@ class VolumeStatus:
     snapshots: tuple[SnapshotStatus, ...]
     connections: tuple[ConnectionStatus, ...]
 
+    def as_dict(self) -> dict[str, Any]:
+        """:returns: the volume as JSON-ready data."""
+        data = self._asdict()
+        data["snapshots"] = [s._asdict() for s in self.snapshots]
+        data["connections"] = [c._asdict() for c in self.connections]
+        return data
 
-@dataclass(frozen=True, slots=True)
-class BackendStatus:
+
+class BackendStatus(NamedTuple):
     """One backend in a status dump, with its volumes."""
 
     id: str
@@ -72,6 +76,12 @@ class BackendStatus:
     driver: str
     store: str
     volumes: tuple[VolumeStatus, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """:returns: the backend as JSON-ready data."""
+        data = self._asdict()
+        data["volumes"] = [v.as_dict() for v in self.volumes]
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +99,7 @@ class StatusReport:
         """:returns: the report as JSON-ready data."""
         return {
             "generated_at": self.generated_at.isoformat(),
-            "backends": [asdict(backend) for backend in self.backends],
+            "backends": [backend.as_dict() for backend in self.backends],
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -98,32 +108,33 @@ class StatusReport:
 
     def render(self) -> str:
         """:returns: the tree, one line per record, as in cinderlib's tracking docs."""
-        lines: list[str] = []
-        add = lines.append
         if not self.backends:
             return "(no backends tracked)"
+        lines: list[str] = []
+        add = lines.append
         for backend in self.backends:
-            add(
-                f"Backend {backend.name} ({backend.driver or 'no driver'}): "
-                f"{len(backend.volumes)} volume{'' if len(backend.volumes) == 1 else 's'}"
-            )
-            for vi, volume in enumerate(backend.volumes):
-                last_volume = vi == len(backend.volumes) - 1
-                branch, stem = ("└── ", "    ") if last_volume else ("├── ", "│   ")
-                label = f" {volume.name}" if volume.name else ""
-                ident = f" serial={volume.serial}" if volume.serial else ""
-                add(f"{branch}Volume {volume.id}{label} {volume.size}GiB [{volume.status}]{ident}")
-                children = [
-                    f"Snapshot {s.id}{f' {s.name}' if s.name else ''} {s.size}GiB [{s.status}]"
-                    for s in volume.snapshots
-                ] + [
-                    f"Connection {c.id} {c.protocol or '?'} -> {c.host} ({c.attach_mode}) "
-                    f"[{c.status}]"
-                    for c in volume.connections
-                ]
-                for ci, child in enumerate(children):
-                    twig = "└── " if ci == len(children) - 1 else "├── "
-                    add(f"{stem}{twig}{child}")
+            volumes = backend.volumes
+            plural = "" if len(volumes) == 1 else "s"
+            driver = backend.driver or "no driver"
+            add(f"Backend {backend.name} ({driver}): {len(volumes)} volume{plural}")
+            last_volume = len(volumes) - 1
+            for vi, (vid, name, size, status, serial, _wwn, snaps, conns) in enumerate(volumes):
+                branch, stem = ("└── ", "    ") if vi == last_volume else ("├── ", "│   ")
+                label = f" {name}" if name else ""
+                ident = f" serial={serial}" if serial else ""
+                add(f"{branch}Volume {vid}{label} {size}GiB [{status}]{ident}")
+                last = len(snaps) + len(conns) - 1
+                index = 0
+                for sid, sname, ssize, sstatus in snaps:
+                    twig = "└── " if index == last else "├── "
+                    slabel = f" {sname}" if sname else ""
+                    add(f"{stem}{twig}Snapshot {sid}{slabel} {ssize}GiB [{sstatus}]")
+                    index += 1
+                for cid, host, protocol, mode, cstatus in conns:
+                    twig = "└── " if index == last else "├── "
+                    proto = protocol or "?"
+                    add(f"{stem}{twig}Connection {cid} {proto} -> {host} ({mode}) [{cstatus}]")
+                    index += 1
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -134,8 +145,39 @@ class StatusReport:
         return self.render()
 
 
-def _filtered(stmt: Select[Any], names: Sequence[str] | None) -> Select[Any]:
-    return stmt if names is None else stmt.where(B.c.name.in_(list(names)))
+def _queries(names: Sequence[str] | None) -> tuple[Select[Any], ...]:
+    """The four statements of a status dump.
+
+    Rows come out grouped by parent and in creation order, straight off the
+    ``(parent, created_at, id)`` indexes, so nothing is joined or sorted in
+    Python. A backend filter is a sub-select, not a join.
+    """
+    backends = select(B.c.id, B.c.name, B.c.driver).order_by(B.c.name)
+    volumes = select(
+        V.c.backend_id, V.c.id, V.c.name, V.c.size, V.c.status, V.c.serial, V.c.wwn
+    ).order_by(V.c.backend_id, V.c.created_at, V.c.id)
+    snapshots = select(S.c.volume_id, S.c.id, S.c.name, S.c.size, S.c.status).order_by(
+        S.c.volume_id, S.c.created_at, S.c.id
+    )
+    connections = select(
+        C.c.volume_id, C.c.id, C.c.host, C.c.protocol, C.c.attach_mode, C.c.status
+    ).order_by(C.c.volume_id, C.c.created_at, C.c.id)
+    if names is not None:
+        backend_ids = select(B.c.id).where(B.c.name.in_(list(names))).scalar_subquery()
+        volume_ids = select(V.c.id).where(V.c.backend_id.in_(backend_ids)).scalar_subquery()
+        backends = backends.where(B.c.name.in_(list(names)))
+        volumes = volumes.where(V.c.backend_id.in_(backend_ids))
+        snapshots = snapshots.where(S.c.volume_id.in_(volume_ids))
+        connections = connections.where(C.c.volume_id.in_(volume_ids))
+    return backends, volumes, snapshots, connections
+
+
+def _grouped(rows: Sequence[Any], make: Any) -> dict[str, tuple[Any, ...]]:
+    """Group rows ordered by their first column into tuples of ``make(rest)``."""
+    grouped: dict[str, tuple[Any, ...]] = {}
+    for parent, group in groupby(rows, key=itemgetter(0)):
+        grouped[parent] = tuple(make(row[1:]) for row in group)
+    return grouped
 
 
 def collect(store: Store, names: Iterable[str] | None = None) -> StatusReport:
@@ -147,62 +189,20 @@ def collect(store: Store, names: Iterable[str] | None = None) -> StatusReport:
     """
     wanted = None if names is None else sorted(set(names))
     with store.read() as session:
-        backends = session.execute(
-            _filtered(select(B.c.id, B.c.name, B.c.driver), wanted).order_by(B.c.name)
-        ).all()
-        volumes = session.execute(
-            _filtered(
-                select(
-                    V.c.backend_id, V.c.id, V.c.name, V.c.size, V.c.status, V.c.serial, V.c.wwn
-                ).join(B, B.c.id == V.c.backend_id),
-                wanted,
-            ).order_by(V.c.created_at, V.c.id)
-        ).all()
-        snapshots = session.execute(
-            _filtered(
-                select(S.c.volume_id, S.c.id, S.c.name, S.c.size, S.c.status)
-                .join(V, V.c.id == S.c.volume_id)
-                .join(B, B.c.id == V.c.backend_id),
-                wanted,
-            ).order_by(S.c.created_at, S.c.id)
-        ).all()
-        connections = session.execute(
-            _filtered(
-                select(C.c.volume_id, C.c.id, C.c.host, C.c.protocol, C.c.attach_mode, C.c.status)
-                .join(V, V.c.id == C.c.volume_id)
-                .join(B, B.c.id == V.c.backend_id),
-                wanted,
-            ).order_by(C.c.created_at, C.c.id)
-        ).all()
-    snaps_by_volume: dict[str, list[SnapshotStatus]] = defaultdict(list)
-    for volume_id, *fields in snapshots:
-        snaps_by_volume[volume_id].append(SnapshotStatus(*fields))
-    conns_by_volume: dict[str, list[ConnectionStatus]] = defaultdict(list)
-    for volume_id, *fields in connections:
-        conns_by_volume[volume_id].append(ConnectionStatus(*fields))
-    vols_by_backend: dict[str, list[VolumeStatus]] = defaultdict(list)
-    for backend_id, volume_id, name, size, status, serial, wwn in volumes:
-        vols_by_backend[backend_id].append(
-            VolumeStatus(
-                volume_id,
-                name,
-                size,
-                status,
-                serial,
-                wwn,
-                tuple(snaps_by_volume.get(volume_id, ())),
-                tuple(conns_by_volume.get(volume_id, ())),
-            )
+        backends, volumes, snapshots, connections = (
+            session.execute(stmt).all() for stmt in _queries(wanted)
         )
+    snaps = _grouped(snapshots, SnapshotStatus._make)
+    conns = _grouped(connections, ConnectionStatus._make)
+    empty: tuple[()] = ()
+    vols = _grouped(
+        volumes,
+        lambda row: VolumeStatus._make((*row, snaps.get(row[0], empty), conns.get(row[0], empty))),
+    )
+    url = store.display_url
     return StatusReport(
         backends=tuple(
-            BackendStatus(
-                backend_id,
-                name,
-                driver,
-                store.display_url,
-                tuple(vols_by_backend.get(backend_id, ())),
-            )
+            BackendStatus(backend_id, name, driver, url, vols.get(backend_id, empty))
             for backend_id, name, driver in backends
         ),
         generated_at=dt.datetime.now(dt.UTC),

@@ -131,18 +131,29 @@ class _Record:
         """:returns: the store this record lives in."""
         raise NotImplementedError
 
-    def _apply_row(self, row: Row[Any]) -> None:
+    def _apply_row(self, row: Row[Any], *, fresh: bool = False) -> None:
+        """Take the values of a row (``fresh``: values this process just built
+        and owns, which need no defensive copy)."""
         data = row._mapping
         self.id = data["id"]
         self.version = data["version"]
         self.created_at = data["created_at"]
         self.updated_at = data["updated_at"]
+        attributes = self.__dict__
         for attribute, column in self._writable.items():
-            self.__dict__[attribute] = copy.deepcopy(data[column])
+            value = data[column]
+            attributes[attribute] = (
+                value if fresh or not isinstance(value, dict | list) else (copy.deepcopy(value))
+            )
         self._mark_saved()
 
     def _mark_saved(self) -> None:
-        self._saved = {name: copy.deepcopy(getattr(self, name)) for name in self._writable}
+        attributes = self.__dict__
+        self._saved = {
+            name: copy.deepcopy(value) if isinstance(value, dict | list) else value
+            for name in self._writable
+            for value in (attributes[name],)
+        }
 
     def _changes(self) -> dict[str, Any]:
         return {
@@ -747,7 +758,7 @@ class Volume(_Record):
         self = cls._new(backend)
         self._snapshots = []
         self._connections = []
-        self._apply_row(_FakeRow(values))  # type: ignore[arg-type]
+        self._apply_row(_FakeRow(values), fresh=True)  # type: ignore[arg-type]
         backend._identity["volume"][self.id] = self
         return self
 
@@ -1093,13 +1104,13 @@ class _Child(_Record):
     def _created(cls, backend: Backend, values: Mapping[str, Any], volume: Volume) -> Self:
         self = cls._new(backend)
         self._volume = volume
-        self._apply_row(_FakeRow(values))  # type: ignore[arg-type]
+        self._apply_row(_FakeRow(values), fresh=True)  # type: ignore[arg-type]
         backend._identity[self._resource][self.id] = self
         return self
 
-    def _apply_row(self, row: Row[Any]) -> None:
+    def _apply_row(self, row: Row[Any], *, fresh: bool = False) -> None:
         self.volume_id = row._mapping["volume_id"]
-        super()._apply_row(row)
+        super()._apply_row(row, fresh=fresh)
 
     @property
     def store(self) -> Store:
@@ -1196,12 +1207,12 @@ class Connection(_Child):
     protocol: str
     attach_mode: str
 
-    def _apply_row(self, row: Row[Any]) -> None:
+    def _apply_row(self, row: Row[Any], *, fresh: bool = False) -> None:
         data = row._mapping
         self.host = data["host"]
         self.protocol = data["protocol"]
         self.attach_mode = data["attach_mode"]
-        super()._apply_row(row)
+        super()._apply_row(row, fresh=fresh)
 
     @property
     def attached(self) -> bool:

@@ -66,7 +66,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_volumes")),
     )
     with op.batch_alter_table("volumes", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_volumes_backend_id"), ["backend_id"], unique=False)
+        batch_op.create_index(
+            "ix_volumes_backend_order", ["backend_id", "created_at", "id"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_volumes_serial"), ["serial"], unique=False)
         batch_op.create_index(batch_op.f("ix_volumes_wwn"), ["wwn"], unique=False)
 
@@ -100,7 +102,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("connections", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_connections_host"), ["host"], unique=False)
-        batch_op.create_index(batch_op.f("ix_connections_volume_id"), ["volume_id"], unique=False)
+        batch_op.create_index(
+            "ix_connections_volume_order", ["volume_id", "created_at", "id"], unique=False
+        )
 
     op.create_table(
         "snapshots",
@@ -126,7 +130,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_snapshots")),
     )
     with op.batch_alter_table("snapshots", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_snapshots_volume_id"), ["volume_id"], unique=False)
+        batch_op.create_index(
+            "ix_snapshots_volume_order", ["volume_id", "created_at", "id"], unique=False
+        )
 
 
 def downgrade() -> None:

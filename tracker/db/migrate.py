@@ -106,13 +106,6 @@ def _connect(store: Store, *, for_ddl: bool = False) -> Iterator[Connection]:
                 raw: Any = conn.connection.dbapi_connection
                 raw.execute("PRAGMA foreign_keys=OFF")
             yield conn
-            if for_ddl and store.dialect == "sqlite":
-                problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                conn.rollback()
-                if problems:
-                    raise exceptions.MigrationError(
-                        store.display_url, f"foreign key check failed: {problems[:5]!r}"
-                    )
     except OperationalError as exc:
         raise exceptions.StoreUnavailable(store.display_url, str(exc.orig)) from exc
 
@@ -168,6 +161,15 @@ def _run(store: Store, action: str, revision: str) -> None:
                 command.upgrade(config, revision)
             else:
                 command.downgrade(config, revision)
+            if store.dialect == "sqlite":
+                # Foreign keys were off while tables were rebuilt: prove the
+                # data still satisfies them before anything is committed.
+                problems = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if problems:
+                    conn.rollback()
+                    raise exceptions.MigrationError(
+                        store.display_url, f"foreign key check failed: {problems[:5]!r}"
+                    )
             conn.commit()
         except CommandError as exc:
             raise exceptions.MigrationError(store.display_url, str(exc)) from exc

@@ -133,13 +133,14 @@ class Volume(_Tracked, Base):
 
     __tablename__ = "volumes"
     __table_args__ = (
+        # Serves the foreign key and lists a backend's volumes in creation
+        # order without a sort (status dumps, lazy loads).
+        Index("ix_volumes_backend_order", "backend_id", "created_at", "id"),
         _status_check("status", VOLUME_STATUSES),
         CheckConstraint("size > 0", name="size_positive"),
     )
 
-    backend_id: Mapped[str] = mapped_column(
-        ForeignKey("backends.id", ondelete="RESTRICT"), index=True
-    )
+    backend_id: Mapped[str] = mapped_column(ForeignKey("backends.id", ondelete="RESTRICT"))
     name: Mapped[str | None] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="creating")
@@ -155,13 +156,12 @@ class Snapshot(_Tracked, Base):
 
     __tablename__ = "snapshots"
     __table_args__ = (
+        Index("ix_snapshots_volume_order", "volume_id", "created_at", "id"),
         _status_check("status", SNAPSHOT_STATUSES),
         CheckConstraint("size > 0", name="size_positive"),
     )
 
-    volume_id: Mapped[str] = mapped_column(
-        ForeignKey("volumes.id", ondelete="RESTRICT"), index=True
-    )
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id", ondelete="RESTRICT"))
     name: Mapped[str | None] = mapped_column(String(255))
     size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="creating")
@@ -172,13 +172,12 @@ class Connection(_Tracked, Base):
 
     __tablename__ = "connections"
     __table_args__ = (
+        Index("ix_connections_volume_order", "volume_id", "created_at", "id"),
         _status_check("status", CONNECTION_STATUSES),
         _status_check("attach_mode", ATTACH_MODES),
     )
 
-    volume_id: Mapped[str] = mapped_column(
-        ForeignKey("volumes.id", ondelete="RESTRICT"), index=True
-    )
+    volume_id: Mapped[str] = mapped_column(ForeignKey("volumes.id", ondelete="RESTRICT"))
     host: Mapped[str] = mapped_column(String(255), index=True)
     protocol: Mapped[str] = mapped_column(String(32), default="")
     attach_mode: Mapped[str] = mapped_column(String(2), default="rw")
