@@ -10,6 +10,7 @@ to :func:`register_opts`.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from oslo_config import cfg
@@ -59,6 +60,45 @@ database_opts = [
 ]
 
 
+discovery_group = cfg.OptGroup(
+    "discovery",
+    title="Host discovery",
+    help="How tracker reads this host's SCSI, FC, iSCSI and multipath state.",
+)
+
+discovery_opts = [
+    cfg.HostnameOpt(
+        "host_name",
+        sample_default="<this host's name>",
+        help=(
+            "Name this host's observed state is stored under. Several hosts can "
+            "share one store; each reconciles only its own rows. Unset means the "
+            "host's name as the kernel reports it."
+        ),
+    ),
+    cfg.StrOpt(
+        "source",
+        default="sysfs",
+        choices=[
+            ("sysfs", "read /sys directly (the fastest full scan; see docs/architecture)"),
+            ("pyudev", "enumerate through libudev with pyudev"),
+        ],
+        help="Which device source a full scan uses.",
+    ),
+    cfg.StrOpt(
+        "root",
+        default="/",
+        help="Directory holding the sys/ tree to scan (only tests and replays change it).",
+    ),
+    cfg.IntOpt(
+        "journal_retention_days",
+        default=30,
+        min=1,
+        help="Journal entries of this host older than this are pruned by reconciles.",
+    ),
+]
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register tracker's options on ``conf``.
 
@@ -67,11 +107,18 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     """
     conf.register_group(database_group)
     conf.register_opts(database_opts, group=database_group)
+    conf.register_group(discovery_group)
+    conf.register_opts(discovery_opts, group=discovery_group)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
     """:returns: every option of tracker, grouped, for oslo-config-generator."""
-    return [(database_group, list(database_opts))]
+    return [(database_group, list(database_opts)), (discovery_group, list(discovery_opts))]
+
+
+def default_host_name() -> str:
+    """:returns: this host's name, as the kernel reports it."""
+    return socket.gethostname()
 
 
 def state_dir() -> Path:

@@ -9,6 +9,6 @@
 """
 
 from tracker.host.records import DeviceRecord
-from tracker.host.sources import DeviceSource, PyudevSource, SysfsTreeSource
+from tracker.host.sources import DeviceSource, PyudevSource, SysfsTreeSource, open_source
 
-__all__ = ["DeviceRecord", "DeviceSource", "PyudevSource", "SysfsTreeSource"]
+__all__ = ["DeviceRecord", "DeviceSource", "PyudevSource", "SysfsTreeSource", "open_source"]

@@ -500,3 +500,28 @@ class PyudevSource:
             spec=spec,
             parent=None if parent is None else str(parent.sys_path)[len(self._sys) :],
         )
+
+
+SOURCE_KINDS = ("sysfs", "pyudev")
+
+
+def open_source(kind: str = "sysfs", root: Path = PRODUCTION_ROOT) -> DeviceSource:
+    """Build the device source a full scan uses (``[discovery] source``).
+
+    :param kind: ``"sysfs"`` (plain reads of ``<root>/sys``, the faster full
+        scan) or ``"pyudev"`` (libudev; the root is then always the real one).
+    :param root: the directory holding ``sys/``; only the sysfs source uses it.
+    :returns: the source.
+    :raises tracker.exceptions.InvalidInput: an unknown ``kind``, or ``pyudev``
+        with a root other than ``/``.
+    :raises tracker.exceptions.SysfsRootMissing: ``<root>/sys`` does not exist.
+    """
+    from tracker.exceptions import InvalidInput
+
+    if kind == "sysfs":
+        return SysfsTreeSource(root)
+    if kind == "pyudev":
+        if Path(root) != PRODUCTION_ROOT:
+            raise InvalidInput("root", str(root), "libudev always reads the real /sys")
+        return PyudevSource()
+    raise InvalidInput("source", kind, f"one of {', '.join(SOURCE_KINDS)}")

@@ -74,10 +74,6 @@ _SCSI_DEVICE_ATTRIBUTES = (
     "type",
     "state",
     "wwid",
-    "scsi_level",
-    "queue_depth",
-    "timeout",
-    "device_blocked",
 )
 
 #: The table, in the order the sources enumerate it.
@@ -150,14 +146,14 @@ WANTED: tuple[WantedSpec, ...] = (
         "block",
         "disk",
         name_prefixes=("sd",),
-        attributes=("size", "ro", "removable", "queue/logical_block_size"),
+        attributes=("size", "ro", "queue/logical_block_size"),
         link_dirs=("holders",),
     ),
     WantedSpec(
         "block",
         "disk",
         name_prefixes=("dm-",),
-        attributes=("size", "ro", "removable", "dm/name", "dm/uuid", "dm/suspended"),
+        attributes=("size", "ro", "dm/name", "dm/uuid", "dm/suspended"),
         link_dirs=("slaves", "holders"),
     ),
 )
