@@ -317,8 +317,10 @@ class SysfsTreeSource:
         raw_uevent = _read_bytes("uevent", dir_fd)
         if raw_uevent is None:
             return None
-        subsystem = self._subsystem(sys_path)
-        if subsystem is None or (expected_subsystem and subsystem != expected_subsystem):
+        # A device listed under class/<X> or bus/<X>/devices is of subsystem X:
+        # only a lookup by path needs the ``subsystem`` link read.
+        subsystem = expected_subsystem or self._subsystem(sys_path)
+        if subsystem is None:
             return None
         uevent = _parse_uevent(raw_uevent)
         sys_name = sys_path.rsplit("/", 1)[1]
