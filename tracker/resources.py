@@ -126,10 +126,22 @@ class _Record:
     updated_at: dt.datetime
     _saved: dict[str, Any]
 
+    _backend: Backend
+
     @property
     def store(self) -> Store:
-        """:returns: the store this record lives in."""
-        raise NotImplementedError
+        """:returns: the store tracking the record."""
+        return self._backend.store
+
+    @property
+    def backend(self) -> Backend:
+        """:returns: the backend the record (or its volume) lives on."""
+        return self._backend
+
+    def _register_created(self, values: Mapping[str, Any]) -> None:
+        """Take freshly inserted values and join the backend's identity map."""
+        self._apply_row(_FakeRow(values), fresh=True)  # type: ignore[arg-type]
+        self._backend._identity[self._resource][self.id] = self
 
     def _apply_row(self, row: Row[Any], *, fresh: bool = False) -> None:
         """Take the values of a row (``fresh``: values this process just built
@@ -739,7 +751,6 @@ class Volume(_Record):
     wwn = _Field(lambda name, value: validation.optional_text(name, value, 64))
     metadata = _json_field()
 
-    _backend: Backend
     _snapshots: list[Snapshot] | None
     _connections: list[Connection] | None
     _observed: tuple[tuple[HostDevice, ...], tuple[MultipathDevice, ...]] | None
@@ -758,19 +769,8 @@ class Volume(_Record):
         self = cls._new(backend)
         self._snapshots = []
         self._connections = []
-        self._apply_row(_FakeRow(values), fresh=True)  # type: ignore[arg-type]
-        backend._identity["volume"][self.id] = self
+        self._register_created(values)
         return self
-
-    @property
-    def store(self) -> Store:
-        """:returns: the store tracking the volume."""
-        return self._backend.store
-
-    @property
-    def backend(self) -> Backend:
-        """:returns: the backend the volume lives on."""
-        return self._backend
 
     @property
     def backend_id(self) -> str:
@@ -1090,7 +1090,6 @@ class _Child(_Record):
     """A snapshot or connection: it belongs to a volume."""
 
     volume_id: str
-    _backend: Backend
     _volume: Volume | None
 
     @classmethod
@@ -1104,23 +1103,12 @@ class _Child(_Record):
     def _created(cls, backend: Backend, values: Mapping[str, Any], volume: Volume) -> Self:
         self = cls._new(backend)
         self._volume = volume
-        self._apply_row(_FakeRow(values), fresh=True)  # type: ignore[arg-type]
-        backend._identity[self._resource][self.id] = self
+        self._register_created(values)
         return self
 
     def _apply_row(self, row: Row[Any], *, fresh: bool = False) -> None:
         self.volume_id = row._mapping["volume_id"]
         super()._apply_row(row, fresh=fresh)
-
-    @property
-    def store(self) -> Store:
-        """:returns: the store tracking the record."""
-        return self._backend.store
-
-    @property
-    def backend(self) -> Backend:
-        """:returns: the backend of the volume."""
-        return self._backend
 
     @property
     def volume(self) -> Volume:

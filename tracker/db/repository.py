@@ -66,51 +66,46 @@ def all_backends(session: Session) -> Sequence[Row[Any]]:
     return session.execute(select(BACKENDS).order_by(BACKENDS.c.name)).all()
 
 
+def _in_creation_order(
+    session: Session, table: Table, parent: str, parent_id: str
+) -> Sequence[Row[Any]]:
+    return session.execute(
+        select(table).where(table.c[parent] == parent_id).order_by(table.c.created_at, table.c.id)
+    ).all()
+
+
 def volumes_of(session: Session, backend_id: str) -> Sequence[Row[Any]]:
     """:returns: the volume rows of a backend, oldest first."""
-    return session.execute(
-        select(VOLUMES)
-        .where(VOLUMES.c.backend_id == backend_id)
-        .order_by(VOLUMES.c.created_at, VOLUMES.c.id)
-    ).all()
+    return _in_creation_order(session, VOLUMES, "backend_id", backend_id)
 
 
 def snapshots_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
     """:returns: the snapshot rows of a volume, oldest first."""
-    return session.execute(
-        select(SNAPSHOTS)
-        .where(SNAPSHOTS.c.volume_id == volume_id)
-        .order_by(SNAPSHOTS.c.created_at, SNAPSHOTS.c.id)
-    ).all()
+    return _in_creation_order(session, SNAPSHOTS, "volume_id", volume_id)
 
 
 def connections_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
     """:returns: the connection rows of a volume, oldest first."""
+    return _in_creation_order(session, CONNECTIONS, "volume_id", volume_id)
+
+
+def _children_of_backend(session: Session, table: Table, backend_id: str) -> Sequence[Row[Any]]:
     return session.execute(
-        select(CONNECTIONS)
-        .where(CONNECTIONS.c.volume_id == volume_id)
-        .order_by(CONNECTIONS.c.created_at, CONNECTIONS.c.id)
+        select(table)
+        .join(VOLUMES, VOLUMES.c.id == table.c.volume_id)
+        .where(VOLUMES.c.backend_id == backend_id)
+        .order_by(table.c.created_at, table.c.id)
     ).all()
 
 
 def snapshots_of_backend(session: Session, backend_id: str) -> Sequence[Row[Any]]:
     """:returns: every snapshot row of every volume of a backend, in one query."""
-    return session.execute(
-        select(SNAPSHOTS)
-        .join(VOLUMES, VOLUMES.c.id == SNAPSHOTS.c.volume_id)
-        .where(VOLUMES.c.backend_id == backend_id)
-        .order_by(SNAPSHOTS.c.created_at, SNAPSHOTS.c.id)
-    ).all()
+    return _children_of_backend(session, SNAPSHOTS, backend_id)
 
 
 def connections_of_backend(session: Session, backend_id: str) -> Sequence[Row[Any]]:
     """:returns: every connection row of every volume of a backend, in one query."""
-    return session.execute(
-        select(CONNECTIONS)
-        .join(VOLUMES, VOLUMES.c.id == CONNECTIONS.c.volume_id)
-        .where(VOLUMES.c.backend_id == backend_id)
-        .order_by(CONNECTIONS.c.created_at, CONNECTIONS.c.id)
-    ).all()
+    return _children_of_backend(session, CONNECTIONS, backend_id)
 
 
 def dependents_of_volume(session: Session, volume_id: str) -> list[str]:
