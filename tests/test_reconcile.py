@@ -80,9 +80,7 @@ def test_an_unchanged_host_writes_zero_rows(store: Store, testbed: Testbed) -> N
     assert log.count <= 8  # lock, volume identities, 5 digests, warnings
 
 
-def test_changes_and_disappearances_are_found_and_journaled(
-    store: Store, testbed: Testbed
-) -> None:
+def test_changes_and_disappearances_are_found_and_journaled(store: Store, testbed: Testbed) -> None:
     topology = topologies.fc_multipath(testbed)
     reconcile(store, scan(testbed))
     failing, removed = topology.luns[0].hctl, topology.luns[1].hctl

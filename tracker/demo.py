@@ -27,14 +27,24 @@ from typing import Any, TextIO
 
 from tracker import report
 from tracker.db.store import Store
+from tracker.discovery.discover import discover
+from tracker.host.sources import SysfsTreeSource
+from tracker.reconcile import reconcile
 from tracker.resources import Backend, Volume
-from tracker.testing import workers
+from tracker.testing import topologies, workers
 from tracker.testing.queries import count_queries
+from tracker.testing.testbed import Testbed
 
 #: Name of the backend the demo tracks.
 BACKEND_NAME = "demo-lvm"
 #: The name the second process gives to the renamed volume.
 RENAMED_TO = "scratch-renamed"
+#: The host name the discovery step reconciles the simulated host under.
+DEMO_HOST = "demo-host"
+#: The backend of the SAN volume the discovery step tracks.
+SAN_BACKEND_NAME = "demo-san"
+#: The name of that volume.
+SAN_VOLUME_NAME = "san-data"
 
 _COMPUTE_1 = {
     "host": "compute-1",
@@ -310,6 +320,77 @@ def local_attach(ctx: DemoContext) -> None:
     ctx.facts["connection_tracked_after_restart"] = still
 
 
+def host_discovery(ctx: DemoContext) -> None:
+    """Discover a simulated FC multipath host and link a tracked volume to its LUN.
+
+    The host is a sysfs tree built in the demo's directory (never the real
+    ``/sys``): two FC HBAs, each logged in to two target ports, two LUNs on four
+    paths each, in two multipath maps.
+
+    Facts: ``discovery_records``, ``discovery_changes`` (first reconcile),
+    ``discovery_rows_written`` (first reconcile), ``discovery_paths`` (the
+    volume's ``/dev`` paths), ``discovery_map_name``, ``discovery_map_path``,
+    ``discovery_second_changes``, ``discovery_second_rows_written``.
+
+    :returns: nothing.
+    :raises tracker.exceptions.TrackerError: the testbed cannot be built or the
+        store refused a write.
+    :raises OSError: the testbed directory cannot be written.
+    """
+    root = ctx.workdir / "host"
+    root.mkdir()
+    topologies.fc_multipath(Testbed(root))
+    source = SysfsTreeSource(root)
+    ctx.say(f"A simulated host: a sysfs tree built under {root} (not the real /sys),")
+    ctx.say("with two FC HBAs, each logged in to two target ports, and two LUNs on four")
+    ctx.say("paths each, in two multipath maps.")
+    records = source.scan()
+    state = discover(records, DEMO_HOST)
+    ctx.say(f"SysfsTreeSource(root).scan() read {len(records)} device records; discover() found")
+    ctx.say(
+        f"{len(state.scsi_hosts)} SCSI hosts, {len(state.fc_remote_ports)} FC remote ports, "
+        f"{len(state.scsi_devices)} SCSI devices and {len(state.multipath_maps)} multipath maps."
+    )
+    first_map = state.multipath_maps[0]
+    lun = state.devices_for_wwid(first_map.wwid)[0]
+    san = Backend(SAN_BACKEND_NAME, store=ctx.store, driver="FibreChannelDemoDriver")
+    volume = san.create_volume(1, SAN_VOLUME_NAME, status="available", wwn=lun.identity.wwn)
+    ctx.say(
+        f"Backend {SAN_BACKEND_NAME!r} tracks {SAN_VOLUME_NAME!r} with the WWN of LUN "
+        f"{lun.hctl} ({lun.identity.wwn})."
+    )
+    first = reconcile(ctx.store, state)
+    ctx.say("reconcile(store, state) wrote the host's state into the store:")
+    ctx.say(f"  {first.summary}")
+    paths = volume.host_devices
+    ctx.say(f"volume.host_devices: {len(paths)} paths:")
+    for device in paths:
+        ctx.say(
+            f"  {device.path} ({device.hctl}, {device.transport} target {device.target}, "
+            f"{device.state})"
+        )
+    mpath = volume.multipath_device
+    if mpath is None:
+        raise RuntimeError("the demo volume was not linked to its multipath map")
+    ctx.say(
+        f"volume.multipath_device: {mpath.name} at {mpath.path} ({mpath.block_name}, "
+        f"{len(mpath.paths)} paths)"
+    )
+    again = reconcile(ctx.store, discover(source.scan(), DEMO_HOST))
+    ctx.say(
+        f"A second reconcile of the unchanged host found {len(again.changes)} changes and "
+        f"wrote {again.rows_written} rows."
+    )
+    ctx.facts["discovery_records"] = len(records)
+    ctx.facts["discovery_changes"] = len(first.changes)
+    ctx.facts["discovery_rows_written"] = first.rows_written
+    ctx.facts["discovery_paths"] = [d.path for d in paths]
+    ctx.facts["discovery_map_name"] = mpath.name
+    ctx.facts["discovery_map_path"] = mpath.path
+    ctx.facts["discovery_second_changes"] = len(again.changes)
+    ctx.facts["discovery_second_rows_written"] = again.rows_written
+
+
 def status_tree(ctx: DemoContext) -> None:
     """Print the status tree and the number of queries it took.
 
@@ -337,6 +418,11 @@ STEPS: tuple[Step, ...] = (
         refresh_from_other_process,
     ),
     Step("local_attach", "local_attach lives in this process's memory only", local_attach),
+    Step(
+        "discovery",
+        "Discovery",
+        host_discovery,
+    ),
     Step("status", "The status tree", status_tree),
 )
 

@@ -57,7 +57,8 @@ def _check_narrative(out: str) -> None:
         "2. Lazy loading",
         "3. refresh()",
         "4. local_attach",
-        "5. The status tree",
+        "5. Discovery",
+        "6. The status tree",
     ):
         assert f"\n{heading}" in out
 

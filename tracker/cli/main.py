@@ -39,12 +39,13 @@ EPILOG = "Run `tracker COMMAND --help` for a command's options."
 
 def _add_commands(subparsers: Any) -> None:
     """The :class:`cfg.SubCommandOpt` handler: add every sub-command."""
-    from tracker.cli import db, demo, status, transfer
+    from tracker.cli import db, demo, discovery, status, transfer
 
     subparsers.metavar = "COMMAND"
     status.register(subparsers)
     db.register(subparsers)
     transfer.register(subparsers)
+    discovery.register(subparsers)
     demo.register(subparsers)
 
 
