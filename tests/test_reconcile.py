@@ -248,3 +248,22 @@ def test_kill_9_mid_reconcile_leaves_the_store_consistent(
     result = reconcile(store, scan(testbed))  # the next reconcile converges
     assert [c.key for c in result.of("vanished")] == ["0:0:0:0"]
     assert reconcile(store, scan(testbed)).rows_written == 0
+
+
+def test_the_journal_is_kept_within_its_retention(store: Store, testbed: Testbed) -> None:
+    import datetime as dt
+
+    topologies.fc_multipath(testbed)
+    first = reconcile(store, scan(testbed))
+    assert len(journal(store, "compute-1", limit=1000)) == len(first.changes)
+    # Nothing changed: nothing is written, so nothing is pruned either.
+    reconcile(store, scan(testbed), journal_retention=dt.timedelta(microseconds=1))
+    assert len(journal(store, "compute-1", limit=1000)) == len(first.changes)
+
+    testbed.remove_lun(Hctl(0, 0, 0, 0))
+    second = reconcile(store, scan(testbed), journal_retention=dt.timedelta(microseconds=1))
+    kept = journal(store, "compute-1", limit=1000)
+    assert sorted((e.event, e.key) for e in kept) == sorted(
+        (c.event, c.key) for c in second.changes
+    )
+    assert len({e.at for e in kept}) == 1
