@@ -77,7 +77,7 @@ def test_an_unchanged_host_writes_zero_rows(store: Store, testbed: Testbed) -> N
     assert again.changes == ()
     assert again.rows_written == 0
     assert log.writes == []
-    assert log.count <= 8  # lock, volume identities, 5 digests, warnings
+    assert log.count <= 9  # host exists, lock, volume identities, 5 digests, warnings
 
 
 def test_changes_and_disappearances_are_found_and_journaled(store: Store, testbed: Testbed) -> None:
@@ -267,3 +267,17 @@ def test_the_journal_is_kept_within_its_retention(store: Store, testbed: Testbed
         (c.event, c.key) for c in second.changes
     )
     assert len({e.at for e in kept}) == 1
+
+
+@pytest.mark.slow
+def test_two_processes_reconciling_a_new_host_at_once(store: Store, testbed: Testbed) -> None:
+    from tracker.testing import workers
+
+    topologies.fc_multipath(testbed)
+    url = store.url.render_as_string(hide_password=False)
+    outcomes = workers.run_concurrently(
+        workers.reconcile_tree, [(url, str(testbed.root), "compute-1")] * 2
+    )
+    changes = sorted(count for count, _ in outcomes)
+    assert changes == [0, 16]  # one wrote the host, the other found it done
+    assert reconcile(store, scan(testbed)).rows_written == 0

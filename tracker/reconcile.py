@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracker import exceptions, validation
@@ -412,20 +413,35 @@ def _current_rows(
     return current
 
 
-def _lock_host(session: Session, store: Store, host_name: str, now: dt.datetime) -> bool:
-    """Lock the host's row (creating it on first sight).
+def _ensure_host(store: Store, host_name: str, now: dt.datetime) -> int:
+    """Create the host's ``observed_hosts`` row on its first reconcile.
 
-    :returns: whether the row had to be created.
+    In a transaction of its own, so that two processes reconciling a new host
+    at once do not abort each other's main transaction: the loser of the race
+    finds the row there.
+
+    :returns: how many rows were written (0 or 1).
     """
+    exists = select(HOSTS.c.host_name).where(HOSTS.c.host_name == host_name)
+    with store.read() as session:
+        if session.execute(exists).first() is not None:
+            return 0
+    try:
+        with store.write() as session:
+            session.execute(
+                insert(HOSTS).values(host_name=host_name, generation=0, changed_at=now, warnings=[])
+            )
+    except IntegrityError:
+        return 0
+    return 1
+
+
+def _lock_host(session: Session, store: Store, host_name: str) -> None:
+    """Hold the host's row for the rest of the transaction: one writer per host."""
     stmt = select(HOSTS.c.host_name).where(HOSTS.c.host_name == host_name)
     if store.dialect != "sqlite":  # SQLite writers are serialised by BEGIN IMMEDIATE
         stmt = stmt.with_for_update()
-    if session.execute(stmt).first() is not None:
-        return False
-    session.execute(
-        insert(HOSTS).values(host_name=host_name, generation=0, changed_at=now, warnings=[])
-    )
-    return True
+    session.execute(stmt)
 
 
 def reconcile(
@@ -452,10 +468,12 @@ def reconcile(
     now = models.utcnow()
     changes: list[Change] = []
     written = 0
+    created = 0 if dry_run else _ensure_host(store, host_name, now)
+    written += created
     session_factory = store.read if dry_run else store.write
     with session_factory() as session:
-        created = False if dry_run else _lock_host(session, store, host_name, now)
-        written += int(created)
+        if not dry_run:
+            _lock_host(session, store, host_name)
         ambiguous = _link_volumes(session, desired)
         plans = []
         for index, kind in enumerate(KINDS):

@@ -138,3 +138,37 @@ def run_in_process(function: Any, *args: Any, timeout: float = 120) -> Any:
     if outcome == "error":
         raise value
     return value
+
+
+def reconcile_tree(url: str, root: str, host_name: str) -> tuple[int, int]:
+    """Scan a sysfs tree and reconcile it, as a host's discovery service would.
+
+    :returns: ``(number of changes, rows written)``.
+    """
+    from pathlib import Path
+
+    from tracker.discovery.discover import discover
+    from tracker.host.sources import SysfsTreeSource
+    from tracker.reconcile import reconcile
+
+    store = Store(url, auto_upgrade="never")
+    try:
+        state = discover(SysfsTreeSource(Path(root)).scan(), host_name)
+        result = reconcile(store, state)
+    finally:
+        store.dispose()
+    return len(result.changes), result.rows_written
+
+
+def run_concurrently(
+    function: Any, arguments: list[tuple[Any, ...]], timeout: float = 120
+) -> list[Any]:
+    """Run ``function`` once per argument tuple, all in spawned processes at once.
+
+    :returns: the results, in the order of ``arguments``.
+    :raises Exception: the first error a process raised.
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(len(arguments)) as pool:
+        pending = [pool.apply_async(function, args) for args in arguments]
+        return [job.get(timeout=timeout) for job in pending]
