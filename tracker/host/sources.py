@@ -169,7 +169,11 @@ def _read_links(device_dir: str, sys_path: str, link_dirs: Iterable[str]) -> Fro
                 target = os.readlink(entry.path)
             except OSError:
                 continue
-            resolved = os.path.normpath(os.path.join(f"{sys_path}/{link_dir}", target))
+            resolved = (
+                os.path.normpath(target)
+                if target.startswith("/")
+                else os.path.normpath(f"{sys_path}/{link_dir}/{target}")
+            )
             if resolved.startswith(_DEVICES_PREFIX):
                 pairs.append((f"{link_dir}/{entry.name}", resolved))
     return FrozenMap(pairs)
@@ -261,15 +265,20 @@ class SysfsTreeSource:
             while the tree is read).
         """
         records: dict[str, DeviceRecord] = {}
-        self._uevent_seen = {}
         self._has_udev_db = os.path.isdir(self._udev_db)
-        for subsystem in SUBSYSTEMS:
-            for sys_path in self._candidates(subsystem):
-                if sys_path in records:
-                    continue
-                record = self._read(sys_path, expected_subsystem=subsystem, wanted_only=True)
-                if record is not None:
-                    records[sys_path] = record
+        candidates = [
+            (subsystem, sys_path)
+            for subsystem in SUBSYSTEMS
+            for sys_path in self._candidates(subsystem)
+        ]
+        # Every listed device is a device; a parent walk asks about them first.
+        self._uevent_seen = {sys_path: True for _subsystem, sys_path in candidates}
+        for subsystem, sys_path in candidates:
+            if sys_path in records:
+                continue
+            record = self._read(sys_path, expected_subsystem=subsystem, wanted_only=True)
+            if record is not None:
+                records[sys_path] = record
         return tuple(records[key] for key in sorted(records))
 
     def lookup(self, sys_path: str) -> DeviceRecord | None:
