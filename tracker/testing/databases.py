@@ -91,23 +91,16 @@ def throwaway_database(dialect: str, sqlite_dir: str) -> Iterator[ThrowawayDatab
         return
     admin = server_url(dialect)
     engine = create_engine(admin, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    quote = '"' if dialect == "postgresql" else "`"
+    # DDL takes no bind parameters: the name is ours (pid + random hex) and is
+    # quoted by the dialect's own identifier preparer.
+    quoted = engine.dialect.identifier_preparer.quote_identifier(name)
+    options = "" if dialect == "postgresql" else " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
     with engine.connect() as conn:
-        if dialect == "postgresql":
-            conn.execute(text(f"CREATE DATABASE {quote}{name}{quote}"))
-        else:
-            conn.execute(
-                text(
-                    f"CREATE DATABASE {quote}{name}{quote} "
-                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-                )
-            )
+        conn.execute(text(f"CREATE DATABASE {quoted}{options}"))
     try:
         yield ThrowawayDatabase(dialect, admin.set(database=name))
     finally:
+        force = " WITH (FORCE)" if dialect == "postgresql" else ""
         with engine.connect() as conn:
-            if dialect == "postgresql":
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            else:
-                conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+            conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}{force}"))
         engine.dispose()
