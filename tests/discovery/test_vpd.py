@@ -391,7 +391,24 @@ def test_truncated_page_keeps_what_could_be_read() -> None:
         VpdProblem.DESIGNATOR_OVERRUN,
     ]
     assert page.warnings[1].offset == 4 + len(NAA6)
-    assert device_identity(None, cut, None).wwn == "naa.600a098038303053453f463239723033"
+    # ... but a page cut short is not trusted for identity: what it lost may be
+    # the preferred designator. The kernel's wwid attribute stands in, if any.
+    identity = device_identity(None, cut, None)
+    assert (identity.wwn, identity.wwid, identity.source) == (None, None, IdentitySource.NONE)
+    assert [d.text for d in identity.designators] == ["naa.600a098038303053453f463239723033"]
+    assert VpdProblem.TRUNCATED in [w.code for w in identity.warnings]
+    fallback = device_identity(None, cut, "naa.600a098038303053453f463239723033")
+    assert fallback.source is IdentitySource.WWID_ATTRIBUTE
+    assert fallback.wwn == "naa.600a098038303053453f463239723033"
+
+
+def test_a_cut_serial_page_gives_no_serial() -> None:
+    serial = b"80ABCD000000"
+    page = bytes([0x00, 0x80, 0x00, len(serial)]) + serial
+    assert device_identity(page, None, None).serial == "80ABCD000000"
+    cut = device_identity(page[:-3], None, None)
+    assert cut.serial is None
+    assert VpdProblem.TRUNCATED in [w.code for w in cut.warnings]
 
 
 def test_truncated_first_descriptor_gives_no_identity() -> None:

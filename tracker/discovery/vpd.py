@@ -828,6 +828,16 @@ class DeviceIdentity:
         return self.wwn is not None or self.wwid is not None
 
 
+#: Problems that mean a page was cut short: it is not trusted for identity.
+CUT_SHORT = frozenset(
+    {VpdProblem.TRUNCATED, VpdProblem.DESCRIPTOR_TRUNCATED, VpdProblem.DESIGNATOR_OVERRUN}
+)
+
+
+def _was_cut(warnings: tuple[VpdWarning, ...]) -> bool:
+    return any(w.code in CUT_SHORT for w in warnings)
+
+
 def device_identity(
     pg80: bytes | None,
     pg83: bytes | None,
@@ -859,6 +869,14 @@ def device_identity(
     warnings = list(serial_page.warnings) if serial_page is not None else []
     if pg83 is not None or not attr:
         warnings.extend(id_page.warnings)
+    # A page cut short is not trusted for identity: what it lost may hold the
+    # preferred designator (or the rest of the serial), and a wrong identity is
+    # worse than none. Its complete designators stay visible for diagnosis.
+    if serial_page is not None and _was_cut(serial_page.warnings):
+        unit_serial = None
+    full_page = id_page
+    if _was_cut(id_page.warnings):
+        id_page = DeviceIdPage((), id_page.peripheral_type, None, id_page.warnings)
 
     best = preferred_lu_designator(id_page.designators)
     wwid = multipath_wwid(id_page, vendor=vendor, model=model)
@@ -883,7 +901,7 @@ def device_identity(
         wwid,
         unit_serial.trimmed if unit_serial is not None else None,
         unit_serial,
-        id_page.designators,
+        full_page.designators,
         source,
         tuple(warnings),
     )
