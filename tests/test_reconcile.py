@@ -281,3 +281,44 @@ def test_two_processes_reconciling_a_new_host_at_once(store: Store, testbed: Tes
     changes = sorted(count for count, _ in outcomes)
     assert changes == [0, 16]  # one wrote the host, the other found it done
     assert reconcile(store, scan(testbed)).rows_written == 0
+
+
+def test_a_lun_remapped_at_the_same_address_moves_the_volume_link(
+    store: Store, testbed: Testbed
+) -> None:
+    """The classic hazard: another LU appears at an address a volume's path had."""
+    from tracker.testing.testbed import DiskSpec, LunSpec, sd_devnum, sd_name
+    from tracker.testing.topologies import synthetic_identity
+
+    topology = topologies.fc_multipath(testbed)
+    state = scan(testbed)
+    address = topology.luns[0].hctl
+    before = state.scsi_device(str(address))
+    assert before is not None
+    volume = Backend("netapp", store=store).create_volume(
+        1, "was-here", status="available", wwn=before.identity.wwn
+    )
+    reconcile(store, state)
+    assert str(address) in {d.hctl for d in volume.host_devices}
+
+    testbed.remove_lun(address)
+    other = synthetic_identity(77)
+    major, minor = sd_devnum(60)
+    testbed.add_lun(
+        LunSpec(
+            hctl=address,
+            vendor=other.vendor,
+            model=other.model,
+            rev=other.rev,
+            wwid=other.wwid,
+            vpd_pg80=other.vpd_pg80,
+            vpd_pg83=other.vpd_pg83,
+            disk=DiskSpec(name=sd_name(60), major=major, minor=minor),
+        )
+    )
+    result = reconcile(store, scan(testbed))
+    change = next(c for c in result.of("changed") if c.key == str(address))
+    assert "wwid" in change.fields and "volume_id" in change.fields
+    volume.refresh()
+    assert str(address) not in {d.hctl for d in volume.host_devices}
+    assert len(volume.host_devices) == 3  # the LU's other paths are still there
