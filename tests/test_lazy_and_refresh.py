@@ -183,3 +183,25 @@ def test_disconnect_clears_local_attach(backend: Backend) -> None:
     volume.local_attach = volume.connections[0]
     volume.connections[0].disconnect()
     assert volume.local_attach is None
+
+
+def test_threads_share_one_object_per_record(
+    store: Store, backend: Backend, reopen: Callable[[], Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    volume = _populated(backend)
+    lvm = Backend.load(reopen(), "lvm-1")
+    # Widen the window between "not in the identity map" and "registered",
+    # so that a missing lock shows up as two objects for one record.
+    slow_apply = Volume._apply_row
+
+    def apply_slowly(self: Volume, row: object, *, fresh: bool = False) -> None:
+        time.sleep(0.02)
+        slow_apply(self, row, fresh=fresh)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Volume, "_apply_row", apply_slowly)
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda _: lvm.get_volume(volume.id), range(16)))
+    assert len({id(v) for v in found}) == 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import threading
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -141,7 +142,8 @@ class _Record:
     def _register_created(self, values: Mapping[str, Any]) -> None:
         """Take freshly inserted values and join the backend's identity map."""
         self._apply_row(_FakeRow(values), fresh=True)  # type: ignore[arg-type]
-        self._backend._identity[self._resource][self.id] = self
+        with self._backend._identity_lock:
+            self._backend._identity[self._resource][self.id] = self
 
     def _apply_row(self, row: Row[Any], *, fresh: bool = False) -> None:
         """Take the values of a row (``fresh``: values this process just built
@@ -367,6 +369,8 @@ class Backend:
     _identity: dict[str, weakref.WeakValueDictionary[str, Any]]
     #: volume id -> connection this process attached it through (memory only)
     _local_attach: dict[str, Connection]
+    #: makes "look up, else build and register" atomic across threads
+    _identity_lock: threading.Lock
 
     def __new__(
         cls, volume_backend_name: str, *, store: Store, driver: str = "", **config: Any
@@ -398,6 +402,7 @@ class Backend:
             kind: weakref.WeakValueDictionary() for kind in ("volume", "snapshot", "connection")
         }
         self._local_attach = {}
+        self._identity_lock = threading.Lock()
         self._apply_row(row)
         cls.backends[self.name] = self
         return self
@@ -501,12 +506,14 @@ class Backend:
 
     def _from_row(self, kind: str, row: Row[Any], build: Callable[[], R], refresh: bool) -> R:
         identity = self._identity[kind]
-        obj: R | None = identity.get(row.id)
-        if obj is None:
-            obj = build()
-            obj._apply_row(row)
-            identity[row.id] = obj
-        elif refresh:
+        with self._identity_lock:
+            obj: R | None = identity.get(row.id)
+            if obj is None:
+                obj = build()
+                obj._apply_row(row)
+                identity[row.id] = obj
+                return obj
+        if refresh:
             obj._apply_row(row)
         return obj
 
