@@ -436,12 +436,17 @@ def _ensure_host(store: Store, host_name: str, now: dt.datetime) -> int:
     return 1
 
 
-def _lock_host(session: Session, store: Store, host_name: str) -> None:
-    """Hold the host's row for the rest of the transaction: one writer per host."""
-    stmt = select(HOSTS.c.host_name).where(HOSTS.c.host_name == host_name)
-    if store.dialect != "sqlite":  # SQLite writers are serialised by BEGIN IMMEDIATE
+def _read_host(session: Session, store: Store, host_name: str, *, lock: bool) -> list[str]:
+    """Read the host's stored warnings; with ``lock``, hold its row until commit.
+
+    Holding the row makes this transaction the host's one writer.
+
+    :returns: the warnings stored by the previous reconcile (empty for a new host).
+    """
+    stmt = select(HOSTS.c.warnings).where(HOSTS.c.host_name == host_name)
+    if lock and store.dialect != "sqlite":  # SQLite writers are serialised by BEGIN IMMEDIATE
         stmt = stmt.with_for_update()
-    session.execute(stmt)
+    return list(session.execute(stmt).scalar() or [])
 
 
 def reconcile(
@@ -472,8 +477,7 @@ def reconcile(
     written += created
     session_factory = store.read if dry_run else store.write
     with session_factory() as session:
-        if not dry_run:
-            _lock_host(session, store, host_name)
+        stored_warnings = _read_host(session, store, host_name, lock=not dry_run)
         ambiguous = _link_volumes(session, desired)
         plans = []
         for index, kind in enumerate(KINDS):
@@ -482,10 +486,7 @@ def reconcile(
             changes.extend(plan.changes)
             if progress is not None:
                 progress("compare", index + 1, len(KINDS))
-        stored_warnings = session.execute(
-            select(HOSTS.c.warnings).where(HOSTS.c.host_name == host_name)
-        ).scalar()
-        warnings_changed = (stored_warnings or []) != warnings
+        warnings_changed = stored_warnings != warnings
         if not dry_run and (changes or warnings_changed or created):
             written += _apply(session, host_name, plans, now, progress)
             written += _journal(session, host_name, changes, now, journal_retention)
@@ -715,8 +716,38 @@ def observed_hosts(store: Store) -> list[str]:
         )
 
 
-def _iterable_rows(rows: Iterable[Any]) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in rows]
+@dataclass(frozen=True, slots=True)
+class ObservedHostRecord:
+    """A host's own row: how often its state changed, when, and its warnings."""
+
+    host_name: str
+    generation: int
+    changed_at: dt.datetime
+    warnings: tuple[str, ...]
+
+
+def observed_host(
+    store: Store, host_name: str
+) -> tuple[ObservedHostRecord, dict[str, list[dict[str, Any]]]]:
+    """Read the reconciled model of one host, as stored, in one transaction.
+
+    :returns: the host's own row, and kind -> rows (column values) in key order.
+    :raises tracker.exceptions.NotFound: the host never reconciled into ``store``.
+    """
+    with store.read() as session:
+        host = session.execute(select(HOSTS).where(HOSTS.c.host_name == host_name)).first()
+        if host is None:
+            raise exceptions.NotFound("host", host_name)
+        result = {}
+        for kind in KINDS:
+            table = _TABLES[kind]
+            order = [table.c[k] for k in _KEY_COLUMNS[kind]]
+            stmt = select(table).where(table.c.host_name == host_name).order_by(*order)
+            result[kind] = [dict(row._mapping) for row in session.execute(stmt)]
+    record = ObservedHostRecord(
+        host.host_name, host.generation, host.changed_at, tuple(host.warnings or ())
+    )
+    return record, result
 
 
 def observed(store: Store, host_name: str) -> dict[str, list[dict[str, Any]]]:
@@ -725,19 +756,4 @@ def observed(store: Store, host_name: str) -> dict[str, list[dict[str, Any]]]:
     :returns: kind -> rows (column values), in key order.
     :raises tracker.exceptions.NotFound: the host never reconciled into ``store``.
     """
-    with store.read() as session:
-        known = session.execute(
-            select(HOSTS.c.host_name).where(HOSTS.c.host_name == host_name)
-        ).first()
-        if known is None:
-            raise exceptions.NotFound("host", host_name)
-        result = {}
-        for kind in KINDS:
-            table = _TABLES[kind]
-            order = [table.c[k] for k in _KEY_COLUMNS[kind]]
-            result[kind] = _iterable_rows(
-                session.execute(
-                    select(table).where(table.c.host_name == host_name).order_by(*order)
-                )
-            )
-    return result
+    return observed_host(store, host_name)[1]

@@ -38,7 +38,7 @@ from tracker.host.capture import (
 )
 from tracker.host.sources import DeviceSource, open_source
 from tracker.progress import ProgressLine
-from tracker.reconcile import HOSTS, JournalRecord, journal, observed, reconcile
+from tracker.reconcile import JournalRecord, journal, observed_host, reconcile
 
 #: What a reconcile's ``progress(phase, ...)`` phases are shown as.
 _PHASE_LABELS = {"compare": "reconciling compare", "write": "writing"}
@@ -379,17 +379,6 @@ def _volume_names(store: Store, ids: set[str]) -> dict[str, str | None]:
         return {volume_id: name for volume_id, name in session.execute(stmt)}
 
 
-def _host_row(store: Store, host_name: str) -> dict[str, Any]:
-    stmt = select(HOSTS.c.generation, HOSTS.c.changed_at, HOSTS.c.warnings).where(
-        HOSTS.c.host_name == host_name
-    )
-    with store.read() as session:
-        row = session.execute(stmt).first()
-    if row is None:  # removed since observed() read it
-        raise exceptions.NotFound("host", host_name)
-    return {"generation": row.generation, "changed_at": row.changed_at, "warnings": row.warnings}
-
-
 def run_host_show(conf: cfg.ConfigOpts) -> int:
     """Print the reconciled model of a host as a tree (or JSON).
 
@@ -399,7 +388,7 @@ def run_host_show(conf: cfg.ConfigOpts) -> int:
     """
     host_name = host_name_of(conf)
     with common.opened_store(conf) as store:
-        rows = observed(store, host_name)
+        record, rows = observed_host(store, host_name)
         linked = {
             row["volume_id"]
             for kind in _LINKED_KINDS
@@ -407,7 +396,11 @@ def run_host_show(conf: cfg.ConfigOpts) -> int:
             if row["volume_id"] is not None
         }
         names = _volume_names(store, linked)
-        host = _host_row(store, host_name)
+    host = {
+        "generation": record.generation,
+        "changed_at": record.changed_at,
+        "warnings": list(record.warnings),
+    }
     for kind in _LINKED_KINDS:
         for row in rows[kind]:
             volume_id = row["volume_id"]
