@@ -600,15 +600,7 @@ class Backend:
         }
 
     def _insert_error(self, resource: str, ids: Sequence[str]) -> Exception:
-        """Say why the store refused new rows (their transaction is rolled back)."""
-        with self.store.read() as session:
-            taken = sorted(repository.existing_ids(session, resource, ids))
-            backend_exists = bool(repository.existing_ids(session, "backend", [self.id]))
-        if taken:
-            return exceptions.AlreadyExists(resource, taken[0])
-        if not backend_exists:
-            return exceptions.NotFound("backend", self.name)
-        return exceptions.InvalidInput(resource, ids[0] if ids else None, "rejected by the store")
+        return _insert_refusal(self.store, resource, ids, "backend", self.id, self.name)
 
     # -- refresh ------------------------------------------------------------
 
@@ -682,6 +674,29 @@ class Backend:
             f"<Backend {self.name!r} driver={self.driver!r} {loaded} "
             f"store={self.store.display_url}>"
         )
+
+
+def _insert_refusal(
+    store: Store,
+    resource: str,
+    ids: Sequence[str],
+    parent: str,
+    parent_id: str,
+    parent_label: str,
+) -> Exception:
+    """Say why the store refused new rows (their transaction was rolled back).
+
+    :returns: AlreadyExists for a taken id, NotFound when the parent is gone,
+        else InvalidInput.
+    """
+    with store.read() as session:
+        taken = sorted(repository.existing_ids(session, resource, ids))
+        parent_exists = bool(repository.existing_ids(session, parent, [parent_id]))
+    if taken:
+        return exceptions.AlreadyExists(resource, taken[0])
+    if not parent_exists:
+        return exceptions.NotFound(parent, parent_label)
+    return exceptions.InvalidInput(resource, ids[0] if ids else None, "rejected by the store")
 
 
 def _read_observed(
@@ -1005,12 +1020,7 @@ class Volume(_Record):
             raise exceptions.InvalidState("volume", self.id, self._saved["status"], operation)
 
     def _insert_error(self, resource: str, new_id: str) -> Exception:
-        """Say why the store refused a new row (its transaction is rolled back)."""
-        with self.store.read() as session:
-            taken = repository.existing_ids(session, resource, [new_id])
-        if taken:
-            return exceptions.AlreadyExists(resource, new_id)
-        return exceptions.NotFound("volume", self.id)
+        return _insert_refusal(self.store, resource, [new_id], "volume", self.id, self.id)
 
     def save(self) -> None:
         """Write changed attributes; see :meth:`_Record.save`.
