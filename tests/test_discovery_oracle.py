@@ -22,26 +22,22 @@ from tracker.discovery.vpd import VpdProblem
 from tracker.host.capture import capture, open_capture
 from tracker.host.executor import SubprocessExecutor
 from tracker.host.sources import SysfsTreeSource
-from tracker.testing.testbed import Testbed, find_preload_library, run_lsscsi
+from tracker.testing.testbed import (
+    Testbed,
+    require_lsscsi,
+    require_no_udevd,
+    require_preload_library,
+    run_lsscsi,
+)
 from tracker.testing.topologies import TOPOLOGIES, VpdVector, load_vpd_vectors
 
-VPD_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "vpd"
+#: The repository's test data (tests/data; see its README).
+VPD_DIR = Path(__file__).resolve().parent / "data" / "vpd"
 HEX = re.compile(r"[0-9a-f]+")
-
-
-def _needs(condition: bool, reason: str) -> None:
-    import os
-
-    if condition:
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI=true requires this test to run, but: {reason}")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def vectors() -> Mapping[str, VpdVector]:
-    _needs((VPD_DIR / "pages.json").is_file(), f"no VPD vectors at {VPD_DIR.resolve()}")
     return load_vpd_vectors(VPD_DIR)
 
 
@@ -60,7 +56,7 @@ def _state(root: Path) -> HostState:
 def test_lsscsi_agrees_with_discovery(
     name: str, testbed: Testbed, vectors: Mapping[str, VpdVector]
 ) -> None:
-    _needs(shutil.which("lsscsi") is not None, "lsscsi is not installed (Debian 'lsscsi')")
+    require_lsscsi()
     TOPOLOGIES[name](testbed, vectors)
     state = _state(testbed.root)
     executor = SubprocessExecutor()
@@ -109,7 +105,6 @@ def test_pyudev_and_capture_give_the_same_host_state(
 ) -> None:
     import json
 
-    from tracker.exceptions import PreloadLibraryMissing
     from tracker.host.records import record_from_json
     from tracker.testing.testbed import run_under_preload
 
@@ -121,15 +116,8 @@ def test_pyudev_and_capture_give_the_same_host_state(
     capture(testbed.root, archive)
     assert discover(open_capture(archive, tmp_path / "replay").scan(), "oracle-host") == expected
 
-    try:
-        library = find_preload_library(SubprocessExecutor())
-    except PreloadLibraryMissing as exc:
-        _needs(False, str(exc))
-        return
-    _needs(
-        not any(Path("/run/udev/data").glob("b8:*")),
-        "udevd runs here; libudev would mix the real disks into the testbed",
-    )
+    library = require_preload_library()
+    require_no_udevd()
     result = run_under_preload(
         testbed.root,
         ["python", "-m", "tracker.host.dump_records", "--source", "pyudev"],

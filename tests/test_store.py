@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from oslo_config import cfg
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from tracker import exceptions, open_store, opts
+from tracker.db import models
 from tracker.db.store import Store
 from tracker.testing.databases import ThrowawayDatabase
 
@@ -139,3 +144,139 @@ def test_options_are_listed_for_the_generator() -> None:
     conf([])
     assert conf.database.connection is None
     assert conf.database.auto_upgrade == "sqlite"
+
+
+# --- read-only opens create nothing; an open store never re-creates its file ---
+
+
+def test_read_only_open_of_a_missing_sqlite_file_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "mistyped" / "dir" / "t.sqlite"
+    with pytest.raises(exceptions.StoreNotFound) as raised:
+        Store(f"sqlite:///{path}", create=False)
+    assert raised.value.path == str(path)
+    assert raised.value.removed is False
+    assert str(path) in str(raised.value)
+    assert "tracker db upgrade" in str(raised.value)
+    assert isinstance(raised.value, exceptions.StoreUnavailable)
+    assert not (tmp_path / "mistyped").exists()
+
+
+def _empty(database: ThrowawayDatabase) -> None:
+    """Make sure an empty database exists (a throw-away SQLite file is only a name)."""
+    if database.dialect == "sqlite":
+        assert database.url.database
+        sqlite3.connect(database.url.database).close()
+
+
+def test_read_only_open_gives_no_schema_to_an_empty_database(
+    fresh_database: ThrowawayDatabase,
+) -> None:
+    _empty(fresh_database)
+    with pytest.raises(exceptions.SchemaOutdated) as raised:
+        Store(fresh_database.url, create=False, auto_upgrade="always")
+    assert raised.value.current is None
+    assert "tracker db upgrade" in str(raised.value)
+    probe = Store(fresh_database.url, check_schema=False)
+    assert inspect(probe.engine).get_table_names() == []
+    probe.dispose()
+
+
+def test_read_only_open_of_an_existing_store(store: Store) -> None:
+    opened = Store(store.url, create=False, auto_upgrade="never")
+    assert opened.get_key_values() == {}
+    opened.dispose()
+
+
+def _remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def test_a_sqlite_file_removed_under_an_open_store_is_not_recreated(tmp_path: Path) -> None:
+    from tracker.resources import Backend
+
+    path = tmp_path / "t.sqlite"
+    store = Store(f"sqlite:///{path}")
+    backend = Backend("lvm", store=store)
+    backend.create_volume(1, "before")
+    _remove_sqlite_files(path)
+
+    with pytest.raises(exceptions.StoreNotFound) as raised:
+        backend.create_volume(1, "after")
+    assert raised.value.removed is True
+    assert f"the SQLite file {path} was removed" in str(raised.value)
+    with pytest.raises(exceptions.StoreNotFound):
+        store.get_key_values()
+    assert not path.exists()
+
+
+def test_a_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are not the bytes of an SQLite database\n" * 20)
+    for create in (True, False):
+        with pytest.raises(exceptions.StoreUnavailable) as raised:
+            Store(f"sqlite:///{path}", create=create)
+        assert f"the file {path} is not an SQLite database" in str(raised.value)
+    assert path.read_bytes().startswith(b"these are not")
+
+
+def test_a_home_relative_sqlite_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    store = Store("sqlite:///~/state/t.sqlite")
+    assert store.sqlite_path == tmp_path / "state" / "t.sqlite"
+    assert (tmp_path / "state" / "t.sqlite").is_file()
+    store.dispose()
+
+
+def test_a_bad_url_is_shown_with_its_password_masked() -> None:
+    with pytest.raises(exceptions.ConfigError) as raised:
+        Store("postgresql+psycopg://admin:s3cret@db.example:notaport/tracker")
+    assert "s3cret" not in str(raised.value)
+    assert "postgresql+psycopg://admin:***@db.example:notaport/tracker" in str(raised.value)
+
+
+def test_every_option_of_the_sample_config_is_valid_uncommented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sample = (REPO / "etc" / "tracker" / "tracker.conf.sample").read_text()
+    option_line = re.compile(r"^#([a-z_]+) = ")
+    lines = [line[1:] if option_line.match(line) else line for line in sample.splitlines()]
+    uncommented = [line for line in lines if re.match(r"^[a-z_]+ = ", line)]
+    expected = {opt.dest for _group, group_opts in opts.list_opts() for opt in group_opts}
+    assert {line.split(" = ")[0] for line in uncommented} == expected
+    conf_file = tmp_path / "tracker.conf"
+    conf_file.write_text("\n".join(lines) + "\n")
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf(["--config-file", str(conf_file)], project="tracker", default_config_files=[])
+    for group, group_opts in opts.list_opts():
+        for opt in group_opts:
+            conf[group.name][opt.dest]  # converts and validates the value
+    # and the store it names is the default one
+    store = Store.from_config(conf)
+    assert store.sqlite_path == tmp_path / ".local" / "state" / "tracker" / "tracker.sqlite"
+    store.dispose()
+
+
+def test_two_writers_creating_one_key_both_succeed(store: Store) -> None:
+    """The second writer's insert collides with the first's: it becomes an update."""
+    errors: list[BaseException] = []
+
+    def second_writer() -> None:
+        try:
+            store.set_key_value("owner", "second")
+        except BaseException as error:
+            errors.append(error)
+
+    with store.write() as session:
+        session.add(models.KeyValue(key="owner", value="first"))
+        session.flush()
+        thread = threading.Thread(target=second_writer)
+        thread.start()
+        time.sleep(0.5)  # the second writer now waits on the first one's key (or lock)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert errors == []
+    assert store.get_key_values("owner") == {"owner": "second"}

@@ -8,8 +8,13 @@ is a template filled from those same named fields, so callers can either show
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple = 3, 6, 6, 6
+_REPR.maxstring = _REPR.maxother = 100
 
 
 class TrackerError(Exception):
@@ -32,17 +37,26 @@ class InvalidInput(TrackerError, ValueError):
     """A value given to tracker is not acceptable.
 
     :ivar field: which argument or attribute was wrong.
-    :ivar value: the rejected value (its ``repr`` goes in the message).
+    :ivar value: the rejected value (a ``repr`` shortened to a line goes in
+        the message, so a huge, deep or cyclic value makes a readable one).
     :ivar reason: why it was rejected.
     """
 
-    template = "invalid {field}: {value!r} ({reason})"
+    template = "invalid {field}: {shown} ({reason})"
 
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(field=field, value=value, reason=reason)
+        super().__init__(field=field, value=value, reason=reason, shown=short_repr(value))
+
+
+def short_repr(value: object) -> str:
+    """:returns: a ``repr`` of ``value`` cut to about a line, whatever its size or depth."""
+    try:
+        return _REPR.repr(value)
+    except Exception:  # a broken __repr__ must not hide the real error
+        return f"<{type(value).__name__}>"
 
 
 class InvalidStatusTransition(InvalidInput):
@@ -97,6 +111,26 @@ class DumpFormatError(TrackerError):
         super().__init__(reason=reason)
 
 
+class DumpInvalid(DumpFormatError):
+    """A dump with records or values that cannot be loaded; every problem is listed.
+
+    :ivar problems: one text per problem, each starting with where it is
+        (``$.backends[2].name: ...``), in document order (at most
+        :attr:`MAX_PROBLEMS`; the message shows the first :attr:`SHOWN`).
+    """
+
+    MAX_PROBLEMS: ClassVar[int] = 1000
+    SHOWN: ClassVar[int] = 20
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        shown = "; ".join(self.problems[: self.SHOWN])
+        hidden = len(self.problems) - self.SHOWN
+        if hidden > 0:
+            shown += f"; and {hidden} more problem{'s' if hidden > 1 else ''}"
+        super().__init__(shown)
+
+
 # --- records ---------------------------------------------------------------
 
 
@@ -115,6 +149,25 @@ class NotFound(TrackerError):
         super().__init__(resource=resource, resource_id=resource_id)
 
 
+class HostNotDiscovered(NotFound):
+    """A host has no reconciled state in the store: it was never discovered into it.
+
+    :ivar host_name: the host asked for.
+    :ivar exit_code: the ``tracker`` command's exit status for it (5), so that
+        scripts can tell "discover first" from other failures (1).
+    """
+
+    template = (
+        "host {resource_id} has not been discovered into this store yet: run `tracker "
+        "discover` on that host (with --host-name {resource_id} if it reports another name) first"
+    )
+    exit_code: ClassVar[int] = 5
+
+    def __init__(self, host_name: str) -> None:
+        self.host_name = host_name
+        super().__init__("host", host_name)
+
+
 class AlreadyExists(TrackerError):
     """A record with the same key is already stored.
 
@@ -128,6 +181,28 @@ class AlreadyExists(TrackerError):
         self.resource = resource
         self.resource_id = resource_id
         super().__init__(resource=resource, resource_id=resource_id)
+
+
+class DumpConflict(AlreadyExists):
+    """Records of a dump are already stored; nothing was loaded.
+
+    Backends are named by name, other records by id and their backend.
+
+    :ivar conflicts: one text per clash (``backend 'lvm' already exists``).
+    """
+
+    template = "cannot load the dump, it clashes with the store: {conflicts_text}"
+
+    def __init__(self, resource: str, resource_id: str, conflicts: Sequence[str]) -> None:
+        self.resource = resource
+        self.resource_id = resource_id
+        self.conflicts = tuple(conflicts)
+        shown = "; ".join(self.conflicts[:20])
+        if len(self.conflicts) > 20:
+            shown += f"; and {len(self.conflicts) - 20} more"
+        TrackerError.__init__(
+            self, resource=resource, resource_id=resource_id, conflicts_text=shown
+        )
 
 
 class ConflictError(TrackerError):
@@ -166,16 +241,24 @@ class BackendConflict(TrackerError):
     """A backend name is already registered in this process with another configuration.
 
     :ivar name: the ``volume_backend_name``.
+    :ivar differences: what differs, e.g. ``("driver ('A' registered, 'B' asked
+        for)", "config keys changed: vg")``; configuration *values* are never
+        shown (they may hold passwords). Empty when it is not known.
     """
 
     template = (
-        "backend {name!r} is already registered in this process with a different "
-        "configuration or store"
+        "backend {name!r} is already registered in this process with a different {differences_text}"
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, differences: Sequence[str] = ()) -> None:
         self.name = name
-        super().__init__(name=name)
+        self.differences = tuple(differences)
+        text = (
+            "; ".join(self.differences) + " (destroy() the registered backend to replace it)"
+            if self.differences
+            else "configuration or store"
+        )
+        super().__init__(name=name, differences_text=text)
 
 
 class DeleteRefused(TrackerError):
@@ -244,6 +327,31 @@ class StoreUnavailable(StoreError):
     template = "cannot open store {url}: {reason}"
 
 
+class StoreNotFound(StoreUnavailable):
+    """The store's SQLite file does not exist (never did, or was removed while open).
+
+    Nothing was created: read-only commands never create a store, and an open
+    store never re-creates a removed file.
+
+    :ivar path: the SQLite file.
+    :ivar removed: ``True`` when the file disappeared under an open store.
+    """
+
+    template = "cannot open store {url}: {reason}"
+
+    def __init__(self, url: str, path: str, *, removed: bool = False) -> None:
+        self.path = path
+        self.removed = removed
+        if removed:
+            reason = (
+                f"the SQLite file {path} was removed while the store was open; "
+                "restore it from a backup, or create a new store with `tracker db upgrade`"
+            )
+        else:
+            reason = f"the SQLite file {path} does not exist; create it with `tracker db upgrade`"
+        super().__init__(url, reason, path=path, removed=removed)
+
+
 class SchemaOutdated(StoreError):
     """The store's schema is older than this code.
 
@@ -285,6 +393,107 @@ class MigrationError(StoreError):
     """A schema migration command failed."""
 
     template = "migration on {url} failed: {reason}"
+
+
+class DataLossRefused(MigrationError):
+    """A downgrade would drop stored data and was not allowed to; nothing was changed.
+
+    :ivar current: the store's revision.
+    :ivar target: the revision the downgrade was asked to reach.
+    :ivar losses: what would be lost: rows per dropped table (``"volumes"``) and
+        non-null values per dropped column (``"volumes.description"``).
+    """
+
+    template = (
+        "downgrading store {url} from {current} to {target} would lose {losses_text}; "
+        "nothing was changed (pass --yes to `tracker db downgrade`, or "
+        "allow_data_loss=True to tracker.db.migrate.downgrade, to drop them)"
+    )
+
+    def __init__(self, url: str, current: str, target: str, losses: Mapping[str, int]) -> None:
+        self.current = current
+        self.target = target
+        self.losses = dict(losses)
+        super().__init__(
+            url,
+            "the downgrade would drop stored data",
+            current=current,
+            target=target,
+            losses_text=describe_losses(self.losses),
+        )
+
+
+def describe_losses(losses: Mapping[str, int]) -> str:
+    """:returns: ``"3 rows of volumes, 2 values of volumes.description"``."""
+    parts = []
+    for name, count in losses.items():
+        noun = ("value" if "." in name else "row") + ("" if count == 1 else "s")
+        parts.append(f"{count} {noun} of {name}")
+    return ", ".join(parts) or "nothing"
+
+
+class StoreBusy(StoreError):
+    """Another transaction held a lock longer than this one would wait; nothing was written.
+
+    :ivar operation: what was being done (``"connect volume ..."``).
+    :ivar timeout: seconds waited (SQLite's busy timeout), or ``None`` when the
+        server's own lock wait timeout applied.
+    :ivar code: the database error code (``"SQLITE_BUSY"``, ``"MySQL 1205"`` ...).
+    """
+
+    template = (
+        "store {url} is busy: another writer held the lock for more than {waited} ({operation})"
+    )
+
+    def __init__(self, url: str, operation: str, timeout: float | None, code: str) -> None:
+        self.operation = operation
+        self.timeout = timeout
+        self.code = code
+        waited = "the server's lock wait timeout" if timeout is None else f"{timeout:g} s"
+        super().__init__(url, f"busy ({code})", operation=operation, waited=waited, code=code)
+
+
+class TransactionConflict(StoreError):
+    """Concurrent transactions deadlocked or could not be serialised, on every attempt.
+
+    Each attempt was rolled back, so nothing was written; the operation may be
+    tried again.
+
+    :ivar operation: what was being done.
+    :ivar code: the database error code (``"40P01"``, ``"MySQL 1213"`` ...).
+    :ivar attempts: how many times the transaction was tried.
+    """
+
+    template = (
+        "store {url}: {operation} collided with concurrent transactions ({code}) "
+        "on {attempts} attempt(s); nothing was written, retry it"
+    )
+
+    def __init__(self, url: str, operation: str, code: str, attempts: int = 1) -> None:
+        self.operation = operation
+        self.code = code
+        self.attempts = attempts
+        super().__init__(
+            url, f"conflict ({code})", operation=operation, code=code, attempts=attempts
+        )
+
+
+class StoreQueryFailed(StoreError):
+    """The database refused a statement for a reason tracker does not expect.
+
+    The message names the database's error code, never the SQL statement.
+
+    :ivar operation: what was being done.
+    :ivar code: the SQLSTATE (PostgreSQL), ``"MySQL <number>"`` or SQLite's
+        error name; the original error is chained as ``__cause__``.
+    """
+
+    template = "store {url}: {operation} failed with database error {code}"
+
+    def __init__(self, url: str, operation: str, code: str) -> None:
+        self.operation = operation
+        self.code = code
+        super().__init__(url, f"database error {code}", operation=operation, code=code)
 
 
 # --- host ---
@@ -358,6 +567,20 @@ class SysfsRootMissing(HostError):
     def __init__(self, root: str) -> None:
         self.root = root
         super().__init__(root=root)
+
+
+class NotASysfsTree(SysfsRootMissing):
+    """A ``sys/`` directory that has neither ``bus/`` nor ``class/``: a partial copy
+    or some other directory, not a sysfs tree (scanning it would find nothing).
+
+    :ivar root: the root that was given.
+    """
+
+    template = "{sys_dir!r} is not a sysfs tree: it has neither 'bus/' nor 'class/'"
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        HostError.__init__(self, root=root, sys_dir=f"{root.rstrip('/')}/sys")
 
 
 class CaptureLimitExceeded(HostError):

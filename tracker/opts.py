@@ -23,13 +23,16 @@ database_opts = [
     cfg.StrOpt(
         "connection",
         secret=True,
-        sample_default="sqlite:///$XDG_STATE_HOME/tracker/tracker.sqlite",
+        # A literal, valid value: uncommented, it is the default of a user
+        # without XDG_STATE_HOME (a "$" would be read as an option reference).
+        sample_default="sqlite:///~/.local/state/tracker/tracker.sqlite",
         help=(
             "SQLAlchemy URL of the metadata store. Unset means the embedded SQLite "
             "file tracker.sqlite in the per-user state directory "
-            "($XDG_STATE_HOME/tracker, by default ~/.local/state/tracker). "
+            "(XDG_STATE_HOME/tracker, by default ~/.local/state/tracker, the value "
+            "shown below); a leading ~ in an SQLite path is the user's home. "
             "For deployments use postgresql+psycopg://user@host/db or "
-            "mysql+pymysql://user@host/db."
+            "mysql+pymysql://user@host/db. A literal $ is written $$."
         ),
     ),
     cfg.StrOpt(
@@ -69,11 +72,12 @@ discovery_group = cfg.OptGroup(
 discovery_opts = [
     cfg.HostnameOpt(
         "host_name",
-        sample_default="<this host's name>",
+        sample_default="compute-1",
         help=(
             "Name this host's observed state is stored under. Several hosts can "
             "share one store; each reconciles only its own rows. Unset means the "
-            "host's name as the kernel reports it."
+            "host's name as the kernel reports it; the value below is only an "
+            "example (each host sharing a store needs its own name)."
         ),
     ),
     cfg.StrOpt(

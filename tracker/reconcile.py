@@ -324,7 +324,7 @@ def _wwn_forms(value: str | None) -> tuple[str, ...]:
 
 
 def _link_volumes(
-    session: Session, rows: Mapping[str, dict[tuple[Any, ...], dict[str, Any]]]
+    session: Session, rows: Mapping[str, dict[tuple[Any, ...], dict[str, Any]]], *, lock: bool
 ) -> list[AmbiguousVolume]:
     """Fill ``volume_id`` of device and map rows; return ambiguous volumes.
 
@@ -362,10 +362,22 @@ def _link_volumes(
             for volume_id in hits:
                 matched[volume_id].add(unit)
     ambiguous = {v: units for v, units in matched.items() if len(units) > 1}
+    # Hold the volumes about to be linked (in id order, before any observed row
+    # is written) so none is deleted before this transaction commits; one
+    # deleted since the read above is not linked.
+    candidates = {
+        next(iter(hits - ambiguous.keys()))
+        for hits in device_volumes.values()
+        if len(hits - ambiguous.keys()) == 1
+    }
+    if not lock:  # a dry run reads one snapshot and writes nothing
+        alive = candidates
+    else:
+        alive = repository.lock_existing_volumes(session, candidates) if candidates else set()
     unit_volume: dict[str, str] = {}
     for key, hits in device_volumes.items():
         linked = hits - ambiguous.keys()
-        if len(linked) == 1:
+        if len(linked) == 1 and linked <= alive:
             row = rows["scsi_device"][key]
             row["volume_id"] = next(iter(linked))
             if row["wwid"]:
@@ -468,17 +480,20 @@ def reconcile(
     :raises tracker.exceptions.StoreUnavailable: the database cannot be reached.
     """
     host_name = validation.text("host_name", state.host_name)
-    desired = desired_rows(state)
+    counts = {kind: len(rows) for kind, rows in desired_rows(state).items()}
     warnings = sorted(str(w) for w in state.warnings)
     now = models.utcnow()
-    changes: list[Change] = []
     written = 0
     created = 0 if dry_run else _ensure_host(store, host_name, now)
     written += created
-    session_factory = store.read if dry_run else store.write
-    with session_factory() as session:
+
+    def work(session: Session) -> tuple[list[Change], int, list[AmbiguousVolume]]:
+        """The transaction; run again from the start (and fresh rows) if it deadlocks."""
+        desired = desired_rows(state)
+        changes: list[Change] = []
+        written = 0
         stored_warnings = _read_host(session, store, host_name, lock=not dry_run)
-        ambiguous = _link_volumes(session, desired)
+        ambiguous = _link_volumes(session, desired, lock=not dry_run)
         plans = []
         for index, kind in enumerate(KINDS):
             plan = _diff(session, kind, host_name, desired[kind])
@@ -496,6 +511,15 @@ def reconcile(
                 .values(generation=HOSTS.c.generation + 1, changed_at=now, warnings=warnings)
             )
             written += 1
+        return changes, written, ambiguous
+
+    operation = f"reconcile host {host_name}"
+    if dry_run:
+        with store.read(operation) as session:
+            changes, main_written, ambiguous = work(session)
+    else:
+        changes, main_written, ambiguous = store.run_write(work, operation)
+    written += main_written
     for volume in ambiguous:
         LOG.warning(
             "volume %s matches several logical units on %s (%s): not linked",
@@ -509,7 +533,7 @@ def reconcile(
         rows_written=written,
         dry_run=dry_run,
         ambiguous=tuple(ambiguous),
-        counts={kind: len(desired[kind]) for kind in KINDS},
+        counts=counts,
     )
 
 
@@ -693,10 +717,14 @@ def journal(store: Store, host_name: str | None = None, limit: int = 100) -> lis
     :param host_name: only this host's; all hosts by default.
     :param limit: at most this many.
     :returns: the entries.
-    :raises tracker.exceptions.InvalidInput: ``limit`` is not positive.
+    :raises tracker.exceptions.InvalidInput: ``store`` is not a Store,
+        ``host_name`` is not a host name, or ``limit`` is not a whole number
+        from 1 to 2^31-1.
     """
-    if limit < 1:
-        raise exceptions.InvalidInput("limit", limit, "a positive number")
+    validation.store("store", store)
+    if host_name is not None:
+        host_name = validation.text("host_name", host_name)
+    limit = validation.integer("limit", limit, 1, validation.MAX_INT32)
     stmt = select(JOURNAL).order_by(JOURNAL.c.id.desc()).limit(limit)
     if host_name is not None:
         stmt = stmt.where(JOURNAL.c.host_name == host_name)
@@ -709,7 +737,11 @@ def journal(store: Store, host_name: str | None = None, limit: int = 100) -> lis
 
 
 def observed_hosts(store: Store) -> list[str]:
-    """:returns: the names of the hosts that reconciled into ``store``."""
+    """:returns: the names of the hosts that reconciled into ``store``.
+
+    :raises tracker.exceptions.InvalidInput: ``store`` is not a Store.
+    """
+    validation.store("store", store)
     with store.read() as session:
         return list(
             session.execute(select(HOSTS.c.host_name).order_by(HOSTS.c.host_name)).scalars()
@@ -718,12 +750,17 @@ def observed_hosts(store: Store) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class ObservedHostRecord:
-    """A host's own row: how often its state changed, when, and its warnings."""
+    """A host's own row: how often its state changed, when, and its warnings.
+
+    :ivar volume_names: id -> name of every tracked volume the host's devices and
+        maps link to, read in the same snapshot as the rows.
+    """
 
     host_name: str
     generation: int
     changed_at: dt.datetime
     warnings: tuple[str, ...]
+    volume_names: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def observed_host(
@@ -733,7 +770,11 @@ def observed_host(
 
     :returns: the host's own row, and kind -> rows (column values) in key order.
     :raises tracker.exceptions.NotFound: the host never reconciled into ``store``.
+    :raises tracker.exceptions.InvalidInput: ``store`` is not a Store, or
+        ``host_name`` is not a host name.
     """
+    validation.store("store", store)
+    host_name = validation.text("host_name", host_name)
     with store.read() as session:
         host = session.execute(select(HOSTS).where(HOSTS.c.host_name == host_name)).first()
         if host is None:
@@ -744,8 +785,15 @@ def observed_host(
             order = [table.c[k] for k in _KEY_COLUMNS[kind]]
             stmt = select(table).where(table.c.host_name == host_name).order_by(*order)
             result[kind] = [dict(row._mapping) for row in session.execute(stmt)]
+        linked = {
+            row["volume_id"]
+            for rows in result.values()
+            for row in rows
+            if row.get("volume_id") is not None
+        }
+        names = repository.volume_names(session, linked)
     record = ObservedHostRecord(
-        host.host_name, host.generation, host.changed_at, tuple(host.warnings or ())
+        host.host_name, host.generation, host.changed_at, tuple(host.warnings or ()), names
     )
     return record, result
 

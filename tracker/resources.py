@@ -170,11 +170,27 @@ class _Record:
         }
 
     def _changes(self) -> dict[str, Any]:
-        return {
-            column: copy.deepcopy(getattr(self, attribute))
-            for attribute, column in self._writable.items()
-            if getattr(self, attribute) != self._saved[attribute]
-        }
+        """:returns: column -> value of the attributes changed since the last load or save.
+
+        Every value is validated again, with the rule its attribute's setter
+        applies: JSON attributes can be changed in place
+        (``volume.metadata["k"] = object()``), which no setter sees.
+
+        :raises tracker.exceptions.InvalidInput: an attribute holds a value
+            that cannot be stored.
+        """
+        changes = {}
+        cls = type(self)
+        for attribute, column in self._writable.items():
+            value = getattr(self, attribute)
+            descriptor = getattr(cls, attribute, None)
+            if isinstance(descriptor, _Field) and isinstance(value, dict | list):
+                value = descriptor._validate(attribute, value)  # a fresh, normalised copy
+                if value != self._saved[attribute]:
+                    changes[column] = value
+            elif value != self._saved[attribute]:
+                changes[column] = value
+        return changes
 
     def _check_transition(self) -> None:
         if "status" not in self._writable:
@@ -184,7 +200,11 @@ class _Record:
             raise exceptions.InvalidStatusTransition(self._resource, self.id, current, requested)
 
     def is_dirty(self) -> bool:
-        """:returns: whether attributes were changed since the last load or save."""
+        """:returns: whether attributes were changed since the last load or save.
+
+        :raises tracker.exceptions.InvalidInput: a JSON attribute was changed
+            in place into something that cannot be stored.
+        """
         return bool(self._changes())
 
     def save(self) -> None:
@@ -196,6 +216,8 @@ class _Record:
         :returns: nothing.
         :raises tracker.exceptions.InvalidStatusTransition: the status rules
             forbid the change.
+        :raises tracker.exceptions.InvalidInput: a JSON attribute was changed in
+            place into something that cannot be stored; nothing was written.
         :raises tracker.exceptions.ConflictError: the record changed in the store
             since it was read; nothing was written.
         :raises tracker.exceptions.NotFound: the record was deleted elsewhere.
@@ -205,16 +227,23 @@ class _Record:
             return
         self._check_transition()
         now = _now()
-        with self.store.write() as session:
+
+        def work(session: Session) -> tuple[int, Callable[[], None] | None]:
+            self._lock_parent(session, changes)
             version = repository.update_versioned(
                 session, self._resource, self.id, self.version, {**changes, "updated_at": now}
             )
-            after_commit = self._after_write(session, changes)
+            return version, self._after_write(session, changes)
+
+        version, after_commit = self.store.run_write(work, f"save {self._resource} {self.id}")
         self.version = version
         self.updated_at = now
         self._mark_saved()
         if after_commit is not None:
             after_commit()
+
+    def _lock_parent(self, session: Session, changes: Mapping[str, Any]) -> None:
+        """Hook: lock the rows a write will also change, before this one (parents first)."""
 
     def _after_write(
         self, session: Session, changes: Mapping[str, Any]
@@ -239,7 +268,10 @@ class VolumeSpec:
     :ivar serial: the LUN's SCSI unit serial number, when known.
     :ivar wwn: the LUN's WWN (``naa.`` form), when known.
     :ivar metadata: free JSON metadata.
-    :ivar id: a chosen UUID; a new one by default.
+    :ivar id: a chosen id (see :func:`tracker.validation.identifier`); a new
+        UUID by default.
+    :ivar description: free text, as cinderlib's.
+    :ivar bootable: whether the volume holds a bootable image, as cinderlib's.
     """
 
     size: int
@@ -249,6 +281,8 @@ class VolumeSpec:
     wwn: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     id: str | None = None
+    description: str | None = None
+    bootable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,14 +380,22 @@ class Backend:
     :param volume_backend_name: the backend's unique name.
     :param store: the store tracking it.
     :param driver: the driver's name, free text.
+    :param volume_driver: cinderlib's spelling of ``driver`` (its
+        ``Backend(volume_backend_name=..., volume_driver=..., **driver_config)``):
+        the same meaning; give either, or both with the same value.
     :param config: the driver configuration; must be a JSON object.
     :raises tracker.exceptions.BackendConflict: the name is registered in this
-        process with another store or configuration.
+        process with another store, driver or configuration; the error says
+        which differ.
     :raises tracker.exceptions.ConfigError: the configuration is not JSON.
-    :raises tracker.exceptions.InvalidInput: the name is empty or too long.
+    :raises tracker.exceptions.InvalidInput: the name is empty or too long, the
+        driver is not text, ``driver`` and ``volume_driver`` differ, or
+        ``store`` is not a :class:`~tracker.db.store.Store`.
     """
 
-    #: The in-process registry, keyed by ``volume_backend_name``.
+    #: The in-process registry, keyed by ``volume_backend_name``. Forget a
+    #: backend with :meth:`destroy`; anything in it that is not a Backend is
+    #: ignored (with a warning) by :func:`tracker.status`.
     backends: ClassVar[dict[str, Backend]] = {}
 
     id: str
@@ -373,22 +415,53 @@ class Backend:
     _identity_lock: threading.Lock
 
     def __new__(
-        cls, volume_backend_name: str, *, store: Store, driver: str = "", **config: Any
+        cls,
+        volume_backend_name: str,
+        *,
+        store: Store,
+        driver: str | None = None,
+        volume_driver: str | None = None,
+        **config: Any,
     ) -> Backend:
         name = validation.text("volume_backend_name", volume_backend_name)
-        driver = validation.text("driver", driver, allow_empty=True)
+        validation.store("store", store)
+        driver = _driver_argument(driver, volume_driver)
         normalised = validation.json_document(f"backend {name} config", config, config=True)
-        existing = cls.backends.get(name)
+        existing = cls._registered(name)
         if existing is not None:
-            if (
-                existing.store is store
-                and existing.driver == driver
-                and (existing._config == normalised)
-            ):
+            differences = existing._differences(store, driver, normalised)
+            if not differences:
                 return existing
-            raise exceptions.BackendConflict(name)
+            raise exceptions.BackendConflict(name, differences)
         row = _persist_backend(store, name, driver, normalised)
         return cls._register(store, row)
+
+    @classmethod
+    def _registered(cls, name: str) -> Backend | None:
+        """:returns: the backend registered as ``name``, ignoring anything else put there."""
+        found: object = cls.backends.get(name)
+        return found if isinstance(found, Backend) else None
+
+    def _differences(self, store: Store, driver: str, config: Mapping[str, Any]) -> list[str]:
+        """:returns: what differs between this backend and one asked for (no config values)."""
+        differences = []
+        if self.store is not store:
+            differences.append(
+                f"store (registered with {self.store.display_url}, asked for {store.display_url})"
+            )
+        if self.driver != driver:
+            differences.append(f"driver ({self.driver!r} registered, {driver!r} asked for)")
+        added = sorted(set(config) - set(self._config))
+        removed = sorted(set(self._config) - set(config))
+        changed = sorted(k for k in set(config) & set(self._config) if config[k] != self._config[k])
+        parts = [
+            f"{label}: {', '.join(keys)}"
+            for label, keys in (("added", added), ("removed", removed), ("changed", changed))
+            if keys
+        ]
+        if parts:
+            differences.append(f"configuration (keys {'; '.join(parts)})")
+        return differences
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Everything happens in ``__new__`` (it may return a registered instance)."""
@@ -415,12 +488,18 @@ class Backend:
         :raises tracker.exceptions.NotFound: no backend of that name is stored.
         :raises tracker.exceptions.BackendConflict: the name is registered in
             this process with another store.
+        :raises tracker.exceptions.InvalidInput: ``store`` is not a Store, or
+            the name is not a backend name.
         """
-        existing = cls.backends.get(volume_backend_name)
+        validation.store("store", store)
+        volume_backend_name = validation.text("volume_backend_name", volume_backend_name)
+        existing = cls._registered(volume_backend_name)
         if existing is not None:
             if existing.store is store:
                 return existing
-            raise exceptions.BackendConflict(volume_backend_name)
+            raise exceptions.BackendConflict(
+                volume_backend_name, existing._differences(store, existing.driver, existing._config)
+            )
         with store.read() as session:
             row = repository.backend_by_name(session, volume_backend_name)
         if row is None:
@@ -434,13 +513,34 @@ class Backend:
         :returns: the registered instances, by name.
         :raises tracker.exceptions.BackendConflict: a name is registered in this
             process with another store.
+        :raises tracker.exceptions.InvalidInput: ``store`` is not a Store.
         """
+        validation.store("store", store)
         with store.read() as session:
             rows = repository.all_backends(session)
         return [
-            cls.load(store, row.name) if row.name in cls.backends else cls._register(store, row)
+            cls.load(store, row.name)
+            if cls._registered(row.name) is not None
+            else cls._register(store, row)
             for row in rows
         ]
+
+    def destroy(self) -> None:
+        """Forget this backend in this process (cinderlib's ``Backend.destroy()``).
+
+        It leaves :attr:`Backend.backends`, so ``Backend(name, store=...)`` may
+        register it again, with another driver, configuration or store.
+        **Nothing stored changes**: the backend's row and all its volumes,
+        snapshots and connections stay tracked (as cinderlib's ``destroy()``
+        deletes no volume), and ``Backend.load(store, name)`` adopts them again.
+        Objects already obtained through this instance keep working, but a new
+        instance builds its own objects and its own (empty) ``local_attach``.
+        Destroying a backend that is no longer registered does nothing.
+
+        :returns: nothing.
+        """
+        if self.backends.get(self.name) is self:
+            self.backends.pop(self.name, None)
 
     def _apply_row(self, row: Row[Any]) -> None:
         data = row._mapping
@@ -492,7 +592,9 @@ class Backend:
 
         :returns: the volume (the cached object when there is one).
         :raises tracker.exceptions.NotFound: no such volume on this backend.
+        :raises tracker.exceptions.InvalidInput: ``volume_id`` cannot be an id.
         """
+        volume_id = validation.identifier("volume_id", volume_id)
         cached = self._cached_volume(volume_id)
         if cached is not None:
             return cached
@@ -536,31 +638,57 @@ class Backend:
         self,
         size: int,
         name: str | None = None,
+        description: str | None = None,
+        bootable: bool = False,
         *,
         status: str = "creating",
         serial: str | None = None,
         wwn: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         volume_id: str | None = None,
+        **more_metadata: Any,
     ) -> Volume:
         """Track a new volume on this backend.
 
+        Takes cinderlib's ``create_volume(size, name, description, bootable,
+        **kwargs)``: keyword arguments other than the ones below are metadata
+        entries, merged with ``metadata``.
+
         :param size: size in GiB.
+        :param name: display name.
+        :param description: free text.
+        :param bootable: whether the volume holds a bootable image.
         :param status: ``creating`` (the driver is still at work), or
             ``available``/``error`` for a LUN whose creation is known.
+        :param serial: the LUN's unit serial number, when known.
+        :param wwn: the LUN's WWN, when known.
+        :param metadata: free JSON metadata.
+        :param volume_id: a chosen id; a new UUID by default.
+        :param more_metadata: more metadata entries, as cinderlib's ``**kwargs``.
         :returns: the new volume.
-        :raises tracker.exceptions.InvalidInput: a bad size, name, status or metadata.
+        :raises tracker.exceptions.InvalidInput: a bad size, name, description,
+            status, id or metadata, or a metadata key given twice.
         :raises tracker.exceptions.AlreadyExists: ``volume_id`` is taken.
         :raises tracker.exceptions.NotFound: the backend was deleted elsewhere.
         """
+        merged = validation.json_document("metadata", metadata)
+        if more_metadata:
+            twice = sorted(set(merged) & set(more_metadata))
+            if twice:
+                raise exceptions.InvalidInput(
+                    "metadata", twice, "given both in metadata= and as keyword arguments"
+                )
+            merged.update(more_metadata)
         spec = VolumeSpec(
             size=size,
             name=name,
             status=status,
             serial=serial,
             wwn=wwn,
-            metadata=metadata or {},
+            metadata=merged,
             id=volume_id,
+            description=description,
+            bootable=bootable,
         )
         return self.create_volumes([spec])[0]
 
@@ -585,8 +713,10 @@ class Backend:
         return volumes
 
     def _volume_values(self, spec: VolumeSpec, now: dt.datetime) -> dict[str, Any]:
+        if not isinstance(spec, VolumeSpec):
+            raise exceptions.InvalidInput("specs", spec, "VolumeSpec objects")
         return {
-            "id": spec.id if spec.id is not None else models.new_id(),
+            "id": validation.optional_identifier("volume_id", spec.id) or models.new_id(),
             "backend_id": self.id,
             "name": validation.optional_text("name", spec.name),
             "size": validation.size_gib("size", spec.size),
@@ -594,6 +724,8 @@ class Backend:
             "serial": validation.optional_text("serial", spec.serial),
             "wwn": validation.optional_text("wwn", spec.wwn, 64),
             "metadata": validation.json_document("metadata", spec.metadata),
+            "description": validation.optional_text("description", spec.description),
+            "bootable": validation.boolean("bootable", spec.bootable),
             "created_at": now,
             "updated_at": now,
             "version": 1,
@@ -657,7 +789,7 @@ class Backend:
     # -- display ------------------------------------------------------------
 
     def status(self) -> Any:
-        """The status tree of this backend, read from the store in 4 queries.
+        """The status tree of this backend, read from the store in 6 queries.
 
         :returns: a :class:`tracker.report.StatusReport`.
         """
@@ -715,6 +847,23 @@ def _group(rows: Sequence[Row[Any]] | None) -> dict[str, list[Row[Any]]]:
     return grouped
 
 
+def _driver_argument(driver: object, volume_driver: object) -> str:
+    """:returns: the driver name from ``driver=`` or cinderlib's ``volume_driver=``.
+
+    :raises tracker.exceptions.InvalidInput: not text, or both given and different.
+    """
+    if driver is not None and volume_driver is not None and driver != volume_driver:
+        raise exceptions.InvalidInput(
+            "volume_driver",
+            volume_driver,
+            f"differs from driver={driver!r}; they mean the same, give one of them",
+        )
+    if driver is None:
+        chosen = "" if volume_driver is None else volume_driver
+        return validation.text("volume_driver", chosen, allow_empty=True)
+    return validation.text("driver", driver, allow_empty=True)
+
+
 def _persist_backend(store: Store, name: str, driver: str, config: dict[str, Any]) -> Row[Any]:
     """Insert the backend, or adopt the stored one and bring its config up to date."""
     for _attempt in range(3):
@@ -763,6 +912,8 @@ class Volume(_Record):
         "serial": "serial",
         "wwn": "wwn",
         "metadata": "metadata",
+        "description": "description",
+        "bootable": "bootable",
     }
     _transitions = VOLUME_TRANSITIONS
 
@@ -772,6 +923,8 @@ class Volume(_Record):
     serial = _Field(validation.optional_text)
     wwn = _Field(lambda name, value: validation.optional_text(name, value, 64))
     metadata = _json_field()
+    description = _Field(validation.optional_text)
+    bootable = _Field(validation.boolean)
 
     _snapshots: list[Snapshot] | None
     _connections: list[Connection] | None
@@ -912,13 +1065,13 @@ class Volume(_Record):
         :param size: GiB; the volume's size by default.
         :returns: the new snapshot.
         :raises tracker.exceptions.InvalidState: the volume is not available or in-use.
-        :raises tracker.exceptions.InvalidInput: a bad name, size or status.
+        :raises tracker.exceptions.InvalidInput: a bad name, size, status or id.
         :raises tracker.exceptions.NotFound: the volume was deleted elsewhere.
         """
         self._require_usable("snapshot")
         now = _now()
         values = {
-            "id": snapshot_id if snapshot_id is not None else models.new_id(),
+            "id": validation.optional_identifier("snapshot_id", snapshot_id) or models.new_id(),
             "volume_id": self.id,
             "name": validation.optional_text("name", name),
             "size": validation.size_gib("size", self.size if size is None else size),
@@ -957,7 +1110,7 @@ class Volume(_Record):
         :param connection_info: what the driver returned for the export.
         :returns: the new connection.
         :raises tracker.exceptions.InvalidState: the volume is not available or in-use.
-        :raises tracker.exceptions.InvalidInput: bad connector, mode or status.
+        :raises tracker.exceptions.InvalidInput: bad connector, host, mode, status or id.
         :raises tracker.exceptions.ConflictError: the volume changed in the store
             since it was read; nothing was written.
         """
@@ -966,7 +1119,7 @@ class Volume(_Record):
         host_name = host if host is not None else connector.get("host")
         now = _now()
         values = {
-            "id": connection_id if connection_id is not None else models.new_id(),
+            "id": validation.optional_identifier("connection_id", connection_id) or models.new_id(),
             "volume_id": self.id,
             "host": validation.text("host", host_name),
             "protocol": validation.text("protocol", protocol, 32, allow_empty=True),
@@ -978,10 +1131,14 @@ class Volume(_Record):
             "updated_at": now,
             "version": 1,
         }
+
+        def work(session: Session) -> Callable[[], None]:
+            repository.lock_versioned(session, "volume", self.id, self.version)
+            repository.insert_rows(session, "connection", [values])
+            return self._sync_status(session, now)
+
         try:
-            with self.store.write() as session:
-                repository.insert_rows(session, "connection", [values])
-                synced = self._sync_status(session, now)
+            synced = self.store.run_write(work, f"connect volume {self.id}")
         except IntegrityError as exc:
             raise self._insert_error("connection", str(values["id"])) from exc
         synced()
@@ -1046,15 +1203,19 @@ class Volume(_Record):
         """
         if self._saved["status"] not in DELETABLE_STATUSES:
             raise exceptions.InvalidState("volume", self.id, self._saved["status"], "delete")
-        with self.store.write() as session:
+
+        def work(session: Session) -> None:
+            # The volume row first: no dependent can appear once it is held.
+            repository.lock_versioned(session, "volume", self.id, self.version, for_delete=True)
             dependents = repository.dependents_of_volume(session, self.id)
             if dependents:
                 raise exceptions.DeleteRefused("volume", self.id, dependents)
             try:
                 repository.delete_versioned(session, "volume", self.id, self.version)
-                session.flush()
             except IntegrityError as exc:  # a dependent appeared meanwhile
                 raise exceptions.DeleteRefused("volume", self.id, ["new dependents"]) from exc
+
+        self.store.run_write(work, f"delete volume {self.id}")
         self.__dict__["status"] = "deleted"
         self._mark_saved()
         self._snapshots = []
@@ -1067,27 +1228,39 @@ class Volume(_Record):
         :returns: nothing.
         :raises tracker.exceptions.NotFound: it was deleted elsewhere.
         """
-        with self.store.read() as session:
-            row = repository.get_row(session, "volume", self.id)
-            snapshot_rows = (
-                repository.snapshots_of(session, self.id) if self._snapshots is not None else None
-            )
-            connection_rows = (
-                repository.connections_of(session, self.id)
-                if self._connections is not None
-                else None
-            )
-            if self._observed is not None:
-                self._observed = _read_observed(session, self.id)
-        self._apply_row(row)
-        if snapshot_rows is not None:
-            self._snapshots = [
-                self._backend._snapshot_from_row(r, refresh=True) for r in snapshot_rows
-            ]
-        if connection_rows is not None:
-            self._connections = [
-                self._backend._connection_from_row(r, refresh=True) for r in connection_rows
-            ]
+        with self.store.read(f"refresh volume {self.id}") as session:
+            apply = self._reload(session)
+        apply()
+
+    def _reload(self, session: Session) -> Callable[[], None]:
+        """Read the volume and what it has loaded in the caller's (snapshot) transaction.
+
+        :returns: what applies the rows to the objects, once the read is over.
+        :raises tracker.exceptions.NotFound: it was deleted elsewhere.
+        """
+        row = repository.get_row(session, "volume", self.id)
+        snapshot_rows = (
+            repository.snapshots_of(session, self.id) if self._snapshots is not None else None
+        )
+        connection_rows = (
+            repository.connections_of(session, self.id) if self._connections is not None else None
+        )
+        observed = _read_observed(session, self.id) if self._observed is not None else None
+
+        def apply() -> None:
+            self._apply_row(row)
+            if observed is not None:
+                self._observed = observed
+            if snapshot_rows is not None:
+                self._snapshots = [
+                    self._backend._snapshot_from_row(r, refresh=True) for r in snapshot_rows
+                ]
+            if connection_rows is not None:
+                self._connections = [
+                    self._backend._connection_from_row(r, refresh=True) for r in connection_rows
+                ]
+
+        return apply
 
     def _forget_child(self, kind: str, child_id: str) -> None:
         if kind == "snapshot" and self._snapshots is not None:
@@ -1148,11 +1321,13 @@ class _Child(_Record):
         :returns: nothing.
         :raises tracker.exceptions.NotFound: it was deleted elsewhere.
         """
-        with self.store.read() as session:
+        volume = self._volume
+        with self.store.read(f"refresh {self._resource} {self.id}") as session:
             row = repository.get_row(session, self._resource, self.id)
+            reload_volume = volume._reload(session) if volume is not None else None
         self._apply_row(row)
-        if self._volume is not None:
-            self._volume.refresh()
+        if reload_volume is not None:  # read in the same snapshot as the record
+            reload_volume()
 
     def _after_delete(self) -> None:
         volume = self._volume or self._backend._cached_volume(self.volume_id)
@@ -1179,8 +1354,10 @@ class Snapshot(_Child):
         :raises tracker.exceptions.ConflictError: it changed in the store since read.
         :raises tracker.exceptions.NotFound: it was deleted elsewhere.
         """
-        with self.store.write() as session:
-            repository.delete_versioned(session, "snapshot", self.id, self.version)
+        self.store.run_write(
+            lambda session: repository.delete_versioned(session, "snapshot", self.id, self.version),
+            f"delete snapshot {self.id}",
+        )
         self.__dict__["status"] = "deleted"
         self._mark_saved()
         self._after_delete()
@@ -1224,6 +1401,11 @@ class Connection(_Child):
         """:returns: whether this connection keeps its volume ``in-use``."""
         return self.status in repository.ATTACHED_STATUSES
 
+    def _lock_parent(self, session: Session, changes: Mapping[str, Any]) -> None:
+        if "status" in changes:  # the volume is written too: lock it first
+            volume = self.volume
+            repository.lock_versioned(session, "volume", volume.id, volume.version)
+
     def _after_write(
         self, session: Session, changes: Mapping[str, Any]
     ) -> Callable[[], None] | None:
@@ -1256,9 +1438,14 @@ class Connection(_Child):
         :raises tracker.exceptions.NotFound: it was deleted elsewhere.
         """
         volume = self.volume
-        with self.store.write() as session:
+        now = _now()
+
+        def work(session: Session) -> Callable[[], None]:
+            repository.lock_versioned(session, "volume", volume.id, volume.version)
             repository.delete_versioned(session, "connection", self.id, self.version)
-            synced = volume._sync_status(session, _now())
+            return volume._sync_status(session, now)
+
+        synced = self.store.run_write(work, f"disconnect connection {self.id}")
         synced()
         attached_here = volume.local_attach
         if attached_here is not None and attached_here.id == self.id:

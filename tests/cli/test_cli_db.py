@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from tracker import exceptions
 from tracker.db import migrate
-from tracker.db.store import display_url
+from tracker.db.store import Store, display_url
+from tracker.resources import Backend
 from tracker.testing.databases import ThrowawayDatabase
 
-from .helpers import Cli, url_of
+from .helpers import Cli, Tracked, url_of
 
 HEAD = migrate.script_directory().get_current_head()
 
@@ -33,6 +36,14 @@ def _execute(url: str, *statements: str) -> None:
         engine.dispose()
 
 
+def _empty(database: ThrowawayDatabase) -> str:
+    """An empty database (a throw-away SQLite file is only a name until created)."""
+    if database.dialect == "sqlite":
+        assert database.url.database
+        sqlite3.connect(database.url.database).close()
+    return url_of(database)
+
+
 def test_current_on_a_store_at_head(cli: Cli, url: str) -> None:
     run = cli("db", "current", "--json", "--database-url", url)
     assert run.code == 0, run.err
@@ -49,12 +60,13 @@ def test_current_on_a_store_at_head(cli: Cli, url: str) -> None:
 
 
 def test_current_on_a_fresh_store(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
-    url = url_of(fresh_database)
+    url = _empty(fresh_database)
     run = cli("db", "current", "--json", "--database-url", url)
-    assert run.code == 0, run.err
+    assert run.code == 3, run.err
     document = run.json()
     assert (document["current"], document["head"], document["state"]) == (None, HEAD, "behind")
     text_run = cli("db", "current", "--database-url", url)
+    assert text_run.code == 3
     assert "revision: <none> (empty store)" in text_run.out
     assert "state:    behind" in text_run.out
     assert "tracker db upgrade" in text_run.out
@@ -73,7 +85,7 @@ def test_upgrade_downgrade_round_trip(cli: Cli, fresh_database: ThrowawayDatabas
     assert again.code == 0
     assert "already at" in again.out
 
-    down = cli("db", "downgrade", "base", "--database-url", url)
+    down = cli("db", "downgrade", "base", "--database-url", url)  # empty: nothing to lose
     assert down.code == 0, down.err
     assert down.out.strip() == f"downgraded store {display_url(url)} from {HEAD} to <empty>"
     assert not {"backends", "volumes", "snapshots", "connections"} & _tables(url)
@@ -132,7 +144,7 @@ def test_check_reports_drift(cli: Cli, fresh_database: ThrowawayDatabase) -> Non
 
 
 def test_check_on_a_store_behind_fails(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
-    url = url_of(fresh_database)
+    url = _empty(fresh_database)
     run = cli("db", "check", "--database-url", url)
     assert run.code == 1
     assert str(exceptions.SchemaOutdated(display_url(url), None, str(HEAD))) in run.err
@@ -144,11 +156,12 @@ def test_store_newer_than_the_code(cli: Cli, fresh_database: ThrowawayDatabase) 
     _execute(url, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
 
     current = cli("db", "current", "--json", "--database-url", url)
-    assert current.code == 0, current.err
+    assert current.code == 4, current.err
     document = current.json()
     assert document["state"] == "newer than this tracker"
     assert (document["current"], document["known"]) == ("9999_from_the_future", False)
     text_run = cli("db", "current", "--database-url", url)
+    assert text_run.code == 4
     assert "state:    newer than this tracker" in text_run.out
 
     expected = exceptions.SchemaTooNew(display_url(url), "9999_from_the_future", str(HEAD))
@@ -161,16 +174,85 @@ def test_store_newer_than_the_code(cli: Cli, fresh_database: ThrowawayDatabase) 
     assert (upgrade.code, upgrade.err) == (1, f"error: {expected}\n")
 
 
-def test_status_on_a_store_behind(
+def test_status_on_an_empty_store(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
+    """A read-only command gives no schema to an empty database, SQLite included."""
+    url = _empty(fresh_database)
+    run = cli("status", "--database-url", url)
+    assert run.code == 1
+    assert "run `tracker db upgrade`" in run.err
+    assert run.err.count("\n") == 1
+    assert _tables(url) == set()
+
+
+def test_status_on_a_store_behind_upgrades_sqlite_only(
     cli: Cli, fresh_database: ThrowawayDatabase, dialect: str
 ) -> None:
-    """SQLite stores upgrade themselves by default; server stores need `db upgrade`."""
+    """SQLite stores with a schema upgrade themselves by default; servers need `db upgrade`."""
     url = url_of(fresh_database)
+    assert cli("db", "upgrade", "0001_core", "--database-url", url).code == 0
     run = cli("status", "--database-url", url)
     if dialect == "sqlite":
         assert (run.code, run.out.strip()) == (0, "(no backends tracked)")
-        assert "alembic_version" in _tables(url)
+        assert cli("db", "current", "--database-url", url).code == 0
     else:
         assert run.code == 1
         assert "run `tracker db upgrade`" in run.err
         assert run.err.count("\n") == 1
+        assert cli("db", "current", "--database-url", url).code == 3
+
+
+def test_current_exit_statuses_are_in_its_help(cli: Cli) -> None:
+    run = cli("db", "current", "--help")
+    assert run.code == 0
+    text = " ".join(run.out.split())
+    assert "0 current, 3 behind" in text
+    assert "4 newer than this tracker" in text
+
+
+def test_downgrade_that_would_lose_data_is_refused_without_yes(
+    cli: Cli, url: str, tracked: Tracked
+) -> None:
+    before = cli("dump", "--database-url", url).json()
+    run = cli("db", "downgrade", "base", "--database-url", url)
+    assert run.code == 1
+    assert run.out == ""
+    assert run.err.count("\n") == 1
+    for part in (
+        "1 row of backends",
+        "3 rows of volumes",
+        "2 rows of snapshots",
+        "2 rows of connections",
+        "1 row of key_values",
+        "--yes",
+    ):
+        assert part in run.err
+    # nothing changed
+    assert cli("db", "current", "--json", "--database-url", url).json()["current"] == HEAD
+    assert cli("dump", "--database-url", url).json() == before
+
+    document = cli("db", "downgrade", "base", "--json", "--database-url", url)
+    assert document.code == 2  # downgrade has no --json: usage error, nothing done
+    assert cli("db", "current", "--json", "--database-url", url).json()["current"] == HEAD
+
+
+def test_downgrade_with_yes_drops_and_says_what(
+    cli: Cli, fresh_database: ThrowawayDatabase
+) -> None:
+    url = url_of(fresh_database)
+    assert cli("db", "upgrade", "--database-url", url).code == 0
+    store = Store(url_of(fresh_database), auto_upgrade="never")
+    lvm = Backend("lvm", store=store)
+    lvm.create_volume(1, "a", "described")
+    store.dispose()
+    refused = cli("db", "downgrade", "0002_observed", "--database-url", url)
+    assert refused.code == 1
+    assert "1 value of volumes.description" in refused.err
+    assert "1 value of volumes.bootable" in refused.err
+    run = cli("db", "downgrade", "0002_observed", "--yes", "--database-url", url)
+    assert run.code == 0, run.err
+    assert run.out.splitlines()[0] == (
+        "dropped 1 value of volumes.bootable, 1 value of volumes.description"
+    )
+    assert cli("db", "current", "--json", "--database-url", url).json()["current"] == (
+        "0002_observed"
+    )

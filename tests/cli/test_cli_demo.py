@@ -44,8 +44,9 @@ def _check_narrative(out: str) -> None:
     assert "After volume.refresh(), local_attach is still that connection: True." in out
     assert "After the restart: local_attach is None." in out
     assert "The connection itself is still tracked in the store: True" in out
-    # (d) the status tree, in four queries, listing every volume
-    assert _number(r"read the whole tree in (\d+) SQL quer", out) == 4
+    # (d) the status tree, in six queries (four tracked tables, two observed), listing
+    # every volume
+    assert _number(r"read the whole tree in (\d+) SQL quer", out) == 6
     tree = out[out.index("Backend demo-lvm (LVMVolumeDriver): 3 volumes") :]
     volume_ids = re.findall(r"volume '[^']+', \d+ GiB, id ([0-9a-f-]{36})", out)
     assert len(volume_ids) == 3
@@ -101,7 +102,7 @@ def test_demo_facts_and_registry(tmp_path: Path) -> None:
     assert facts["local_attach_after_refresh"] is True
     assert facts["local_attach_after_restart"] is None
     assert facts["connection_tracked_after_restart"] is True
-    assert facts["status_queries"] == 4
+    assert facts["status_queries"] == 6
     assert not result.workdir.exists()
     # the demo gave the registry back as it found it
     assert Backend.backends == {"mine": mine}

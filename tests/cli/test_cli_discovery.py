@@ -138,7 +138,8 @@ def test_dry_run_writes_nothing(cli: Cli, url: str, testbed: Testbed) -> None:
         "2 iscsi sessions, 4 scsi devices, 2 multipath maps"
     )
     shown = cli("host", "show", "--host-name", HOST, "--database-url", url)
-    one_line_error(shown, f"host {HOST} not found")
+    assert shown.code == 5  # HostNotDiscovered: the dry run stored no host
+    assert shown.err.startswith(f"error: host {HOST} has not been discovered"), shown.err
     assert cli("journal", "--json", "--database-url", url).json()["entries"] == []
 
 
@@ -420,9 +421,10 @@ def test_host_show_links_volume_names(
 
 
 def test_host_show_of_an_unknown_host(cli: Cli, url: str) -> None:
-    for args in ((), ("--json",)):
-        run = cli("host", "show", "--host-name", "nowhere", "--database-url", url, *args)
-        one_line_error(run, "host nowhere not found")
+    # exit status 5 and the `tracker discover` hint: tests/cli/test_cli_host_context.py
+    run = cli("host", "show", "--host-name", "nowhere", "--database-url", url)
+    assert (run.code, run.out) == (5, "")
+    assert run.err.startswith("error: host nowhere has not been discovered"), run.err
 
 
 def test_host_needs_an_action(cli: Cli) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracker.db.store import Store
+from tracker.discovery.discover import discover
+from tracker.host.sources import SysfsTreeSource
+from tracker.reconcile import reconcile
 from tracker.resources import Backend
+from tracker.testing import topologies
+from tracker.testing.testbed import Testbed
 
 from .helpers import Cli, Tracked
 
@@ -98,3 +103,35 @@ def test_database_url_overrides_the_config_file(
     run = cli("--config-file", str(conf), "status", "--json", "--database-url", url)
     assert run.code == 0, run.err
     assert run.json()["backends"][0]["name"] == tracked.backend.name
+
+
+def test_status_shows_where_volumes_are_on_hosts(
+    cli: Cli, url: str, store: Store, tmp_path: Path
+) -> None:
+    """A volume a reconcile linked shows its map and paths, per host, in text and JSON."""
+    bed = Testbed.create(tmp_path, prefix="cli-status-")
+    topologies.failed_path(bed)
+    state = discover(SysfsTreeSource(bed.root).scan(), "compute-7")
+    [mpath] = state.multipath_maps
+    devices = state.devices_for_wwid(mpath.wwid)
+    lvm = Backend("lvm", store=store, driver="LVM")
+    volume = lvm.create_volume(4, "db", status="available", wwn=devices[0].identity.wwn)
+    lvm.create_volume(1, "elsewhere", status="available")
+    reconcile(store, state)
+
+    run = cli("status", "--database-url", url)
+    assert run.code == 0, run.err
+    via = ", ".join(f"{d.block_name} {d.state}" for d in devices)
+    line = f"└── on compute-7: {mpath.name} (/dev/mapper/{mpath.name}) via {via}"
+    assert [row for row in run.out.splitlines() if "on compute-7" in row] == [f"│   {line}"]
+    assert f"Volume {volume.id} db 4GiB [available] wwn={volume.wwn}" in run.out
+
+    document = cli("status", "--json", "--database-url", url).json()
+    shown = {v["name"]: v for v in document["backends"][0]["volumes"]}
+    assert shown["elsewhere"]["hosts"] == []
+    [presence] = shown["db"]["hosts"]
+    assert presence["host"] == "compute-7"
+    assert presence["multipath"]["device"] == f"/dev/mapper/{mpath.name}"
+    assert [(p["hctl"], p["device"], p["state"]) for p in presence["paths"]] == [
+        (str(d.hctl), f"/dev/{d.block_name}", d.state) for d in devices
+    ]

@@ -190,3 +190,29 @@ def test_load_shows_progress_on_a_terminal(
     shown = terminal.getvalue()
     assert f"\rloading {path}: 9/9 (100%)" in shown
     assert shown.endswith("\n")
+
+
+def test_load_of_a_very_deep_or_many_times_bad_dump_is_one_line(
+    cli: Cli, url: str, tracked: Tracked, tmp_path: Path
+) -> None:
+    before = serialization.dumps(tracked.backend.store)
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    run = cli("load", str(path), "--database-url", url)
+    assert (run.code, run.out) == (1, "")
+    assert run.err == (
+        "error: not a valid tracker dump: not JSON tracker can read: nested too deeply "
+        "for the parser\n"
+    )
+    document = serialization.dump(tracked.backend.store)
+    document["backends"].append(dict(document["backends"][0]))  # the same backend twice
+    path.write_text(json.dumps(document))
+    run = cli("load", str(path), "--database-url", url)
+    assert run.code == 1
+    assert run.err.count("\n") == 1
+    assert (
+        "$.backends[1].name: backend name 'lvm-1' appears twice (also at $.backends[0].name)"
+        in (run.err)
+    )
+    assert "$.backends[1].volumes[0].id: volume id" in run.err
+    assert serialization.dumps(tracked.backend.store) == before

@@ -1,4 +1,4 @@
-"""Fixtures for discovery tests: the shared VPD vectors and the example host."""
+"""Fixtures for discovery tests: the VPD vectors and the example host (tests/data)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from tracker.host.records import DeviceRecord
 
 from .records_fixtures import example_host
 
-# tests/discovery/conftest.py -> <repo>/../shared
-SHARED_DIR = Path(__file__).resolve().parents[3] / "shared"
-VPD_VECTORS = SHARED_DIR / "data" / "vpd" / "pages.json"
-EXAMPLE_UMOCKDEV = SHARED_DIR / "notes" / "example-fc-host.umockdev"
+# tests/discovery/conftest.py -> tests/data (see its README for provenance and licences)
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+VPD_VECTORS = DATA_DIR / "vpd" / "pages.json"
+EXAMPLE_UMOCKDEV = DATA_DIR / "example-fc-host.umockdev"
 
 
 def load_vpd_vectors() -> list[dict[str, Any]] | None:
@@ -27,12 +27,9 @@ def load_vpd_vectors() -> list[dict[str, Any]] | None:
 
 
 def require_file(path: Path) -> Path:
-    """Fail (not skip) with a clear message when a shared test input is absent."""
+    """Fail (not skip) with a clear message when a test input of tests/data is absent."""
     if not path.is_file():
-        pytest.fail(
-            f"shared test input {path} is missing: discovery tests expect the shared "
-            f"directory next to the repository (<repo>/../shared)"
-        )
+        pytest.fail(f"test input {path} is missing from the repository (tests/data)")
     return path
 
 

@@ -1,6 +1,6 @@
 """Hand-built DeviceRecords for discovery tests.
 
-:func:`example_host` transcribes ``/work/shared/notes/example-fc-host.umockdev``: two
+:func:`example_host` transcribes ``tests/data/example-fc-host.umockdev``: two
 QLogic FC HBA ports (host0, host1) each seeing one NetApp LUN through one remote
 port, an iSCSI session (host2, session1) with one LIO LUN, and a multipath map
 ``mpath0`` over sda and sdb. ``parent`` follows the pyudev convention: the nearest

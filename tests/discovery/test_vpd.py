@@ -183,7 +183,7 @@ def _vector_params() -> list[Any]:
 
 def _page(vector: dict[str, Any] | None) -> bytes:
     if vector is None:
-        pytest.fail(f"VPD test vectors not found at {VPD_VECTORS} (<repo>/../shared/data/vpd)")
+        pytest.fail(f"VPD test vectors not found at {VPD_VECTORS} (tests/data/vpd)")
     return bytes.fromhex(vector["hex"])
 
 
@@ -447,6 +447,35 @@ def test_pg83_problems_are_warnings(data: bytes, code: VpdProblem) -> None:
 def test_trailing_bytes_are_ignored() -> None:
     page = parse_pg83(_pg83(NAA5) + NAA6)
     assert [d.text for d in page.designators] == ["naa.5000c50000000001"]
+
+
+# b1 = PIV | association | type: 0x94 relative target port, 0x95 target port group
+# (target port association), 0x03 NAA, 0x02 EUI-64 (logical unit), 0x08 SCSI name.
+@pytest.mark.parametrize(
+    ("b0", "b1", "value"),
+    [
+        (0x02, 0x14, b"0001"),  # relative target port in ASCII
+        (0x03, 0x15, b"0002"),  # target port group in UTF-8
+        (0x02, 0x03, b"600a098038303053453f463239723033"),  # NAA in ASCII
+        (0x02, 0x02, b"0011223344556677"),  # EUI-64 in ASCII
+        (0x01, 0x08, b"iqn.2010-10.org.openstack:x\x00"),  # SCSI name string in binary
+    ],
+)
+def test_a_code_set_that_contradicts_the_type_is_malformed(b0: int, b1: int, value: bytes) -> None:
+    page = parse_pg83(_pg83(_desc(b0, b1, value)))
+    [warning] = [w for w in page.warnings if w.code is VpdProblem.CODE_SET_MISMATCH]
+    assert warning.offset == 4
+    [designator] = page.designators
+    assert designator.text == value.hex()  # its bytes, not a number or name read from text
+    assert designator.number is None
+    identity = device_identity(None, _pg83(_desc(b0, b1, value)), None)
+    assert identity.wwn is None  # never an identity
+
+
+def test_binary_relative_target_port_is_still_a_number() -> None:
+    page = parse_pg83(_pg83(_desc(0x01, 0x14, b"\x00\x00\x00\x07")))
+    assert not page.warnings
+    assert page.designators[0].number == 7
 
 
 def test_not_ascii_is_escaped() -> None:

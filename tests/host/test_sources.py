@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tracker.exceptions import SysfsRootMissing
+from tracker.exceptions import NotASysfsTree, SysfsRootMissing
 from tracker.host.records import DeviceRecord
 from tracker.host.sources import DeviceSource, PyudevSource, SysfsTreeSource, decode_text_attribute
 from tracker.host.wanted import SUBSYSTEMS, spec_for
@@ -141,7 +141,9 @@ def test_sysfs_source_rejects_a_root_without_sys(tmp_path: Path) -> None:
         (b"a\r\n", "a"),
         (b"abc\0def\n", "abc"),
         (b"", ""),
-        (b"\xff\n", "\udcff"),
+        (b"\xff\n", "\\xff"),
+        (b"caf\xc3\xa9\n", "caf\u00e9"),
+        (b"M\xa9del  \n", "M\\xa9del  "),
     ],
 )
 def test_text_attributes_are_decoded_like_libudev(raw: bytes, text: str) -> None:
@@ -159,3 +161,18 @@ def test_wanted_table() -> None:
     assert spec_for("pci", None, "0000:00:05.0") is None
     assert spec_for(None, None, "rport-0:0-0") is None
     assert {"scsi", "block", "fc_host", "fc_remote_ports", "iscsi_session"} <= set(SUBSYSTEMS)
+
+
+def test_a_tree_without_bus_and_class_is_not_a_sysfs_tree(tmp_path: Path) -> None:
+    (tmp_path / "sys" / "devices" / "pci0000:00").mkdir(parents=True)
+    with pytest.raises(NotASysfsTree) as caught:
+        SysfsTreeSource(tmp_path)
+    assert caught.value.root == str(tmp_path)
+    assert "not a sysfs tree" in str(caught.value)
+    assert isinstance(caught.value, SysfsRootMissing)  # callers that catch the old error
+
+
+@pytest.mark.parametrize("kept", ["bus", "class"])
+def test_a_tree_with_bus_or_class_scans(tmp_path: Path, kept: str) -> None:
+    (tmp_path / "sys" / kept).mkdir(parents=True)
+    assert SysfsTreeSource(tmp_path).scan() == ()

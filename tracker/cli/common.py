@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
 
-from tracker.db.store import Store
+from tracker import exceptions, opts
+from tracker.db.store import Store, mask_password
 from tracker.exceptions import TrackerError
 
 #: A sub-command's handler: gets the parsed configuration, returns the exit code.
@@ -106,19 +109,128 @@ def database_url(conf: cfg.ConfigOpts) -> str | None:
     return url
 
 
+def environment_variable(group: str, name: str) -> str:
+    """:returns: the variable oslo.config reads an option from (``OS_DATABASE__CONNECTION``)."""
+    return f"OS_{group.upper()}__{name.upper()}"
+
+
+def connection_source(conf: cfg.ConfigOpts) -> str:
+    """Say where the store URL came from, for error messages.
+
+    :returns: ``"--database-url"``, ``"OS_DATABASE__CONNECTION"``,
+        ``"[database] connection in /etc/tracker/tracker.conf"`` or
+        ``"[database] connection (default)"``.
+    """
+    if database_url(conf):
+        return "--database-url"
+    location = conf.get_location("connection", "database")
+    if location is not None and location.location == cfg.Locations.environment:
+        return location.detail or environment_variable("database", "connection")
+    if location is not None and location.location == cfg.Locations.user and location.detail:
+        return f"[database] connection in {location.detail}"
+    return "[database] connection (default)"
+
+
+def _config_files(conf: cfg.ConfigOpts) -> list[Path]:
+    """The configuration files oslo.config read, in the order it read them."""
+    files = [Path(name) for name in (conf.config_file or [])]
+    dirs = conf.config_dir or []
+    for directory in [dirs] if isinstance(dirs, str) else dirs:
+        files.extend(sorted(Path(directory).glob("*.conf")))
+    return files
+
+
+def raw_option(conf: cfg.ConfigOpts, group: str, name: str) -> tuple[str, str | None]:
+    """Find an option's text as written, before oslo.config converts or substitutes it.
+
+    The environment wins over the files, and a later file over an earlier one,
+    as in oslo.config.
+
+    :returns: where it was set (the variable or ``"FILE"``) and its text;
+        ``("the configuration", None)`` when it cannot be found.
+    """
+    variable = environment_variable(group, name)
+    if variable in os.environ:
+        return variable, os.environ[variable]
+    found: tuple[str, str | None] = ("the configuration", None)
+    for path in _config_files(conf):
+        sections: dict[str, dict[str, list[str]]] = {}
+        try:
+            cfg.ConfigParser(str(path), sections).parse()
+        except (OSError, cfg.ParseError):
+            continue
+        values = sections.get(group, {}).get(name)
+        if values:
+            found = (str(path), values[-1])
+    return found
+
+
+def check_options(conf: cfg.ConfigOpts) -> None:
+    """Read every tracker option once, so a bad value fails early with a clear message.
+
+    oslo.config's own messages quote its internals (``LocationInfo(...)``);
+    this names the option, where its value came from and why it is refused,
+    with secrets masked.
+
+    :returns: nothing.
+    :raises tracker.exceptions.ConfigError: an option's value is not valid.
+    """
+    for group, group_opts in opts.list_opts():
+        for opt in group_opts:
+            try:
+                conf[group.name][opt.dest]
+            except (
+                cfg.ConfigFileValueError,
+                cfg.ConfigSourceValueError,
+                cfg.TemplateSubstitutionError,
+                cfg.NoSuchOptError,  # what a $NAME naming no option raises
+            ) as exc:
+                source, raw = raw_option(conf, group.name, opt.dest)
+                if isinstance(exc, cfg.TemplateSubstitutionError | cfg.NoSuchOptError):
+                    reason = (
+                        "oslo.config reads $NAME as a reference to another option, "
+                        "and there is none by that name (write $$ for a literal $)"
+                    )
+                else:
+                    reason = "not a valid value"
+                    try:
+                        opt.type(raw)
+                    except (ValueError, TypeError) as error:
+                        reason = " ".join(str(error).split()) or reason
+                shown = mask_password(raw) if opt.secret and raw is not None else raw
+                where = f"[{group.name}] {opt.dest} in {source}"
+                if source.startswith("OS_"):
+                    where = source
+                value_text = "" if shown is None else f"{shown!r}: "
+                raise exceptions.ConfigError(where, f"{value_text}{reason}") from exc
+
+
 @contextmanager
-def opened_store(conf: cfg.ConfigOpts, *, check_schema: bool = True) -> Iterator[Store]:
+def opened_store(
+    conf: cfg.ConfigOpts, *, check_schema: bool = True, create: bool = True
+) -> Iterator[Store]:
     """Open the store the command line and configuration point at; dispose it after.
 
     :param check_schema: ``False`` for the ``tracker db`` commands, which must
         work on stores whose schema is behind or ahead of the code.
+    :param create: ``False`` for read-only commands: a missing SQLite file is
+        :class:`~tracker.exceptions.StoreNotFound` and an empty database is not
+        given a schema (see :class:`~tracker.db.store.Store`).
     :returns: a context manager yielding the store.
+    :raises tracker.exceptions.ConfigError: the URL is unusable; the message
+        names where it came from (``--database-url``, a file, the environment).
     :raises tracker.exceptions.StoreError: as :class:`tracker.db.store.Store`.
     """
+    source = connection_source(conf)
     url = database_url(conf)
     if url:
         conf.set_override("connection", url, group="database")
-    store = Store.from_config(conf, check_schema=check_schema)
+    try:
+        store = Store.from_config(conf, check_schema=check_schema, create=create)
+    except exceptions.ConfigError as exc:
+        if exc.what != "[database] connection":
+            raise
+        raise exceptions.ConfigError(source, exc.reason) from exc
     try:
         yield store
     finally:

@@ -10,12 +10,26 @@ from typing import Any
 
 from oslo_config import cfg
 
+from tracker import exceptions
 from tracker.cli import common
 from tracker.db import migrate
 
 STATE_CURRENT = "current"
 STATE_BEHIND = "behind"
 STATE_NEWER = "newer than this tracker"
+
+#: Exit statuses of ``tracker db current`` (1 and 2 keep their meaning: an
+#: error, bad arguments).
+EXIT_CURRENT = 0
+EXIT_BEHIND = 3
+EXIT_NEWER = 4
+
+CURRENT_DESCRIPTION = (
+    "Show the store's schema revision and whether it is current, behind (older than "
+    "this tracker, or empty) or newer than this tracker. Nothing is created or migrated. "
+    f"Exit status: {EXIT_CURRENT} current, {EXIT_BEHIND} behind (run `tracker db upgrade`), "
+    f"{EXIT_NEWER} newer than this tracker, 1 the store cannot be read, 2 bad arguments."
+)
 
 
 def register(subparsers: Any) -> None:
@@ -46,14 +60,25 @@ def register(subparsers: Any) -> None:
         "downgrade",
         run_downgrade,
         help="migrate the schema down",
-        description="Migrate the schema down to REVISION ('base' removes every table).",
+        description=(
+            "Migrate the schema down to REVISION ('base' removes every table). A downgrade "
+            "that would drop tables holding rows or columns holding values lists what would "
+            "be lost and changes nothing unless --yes is given."
+        ),
     )
     downgrade.add_argument("revision", metavar="REVISION", help="target revision, or 'base'")
+    downgrade.add_argument(
+        "--yes",
+        action="store_true",
+        default=False,
+        help="drop the stored data the downgrade removes (listed without --yes)",
+    )
     current = common.add_command(
         commands,
         "current",
         run_current,
         help="show the store's revision and whether it is behind, current or newer",
+        description=CURRENT_DESCRIPTION,
     )
     common.add_json(current)
     history = common.add_command(
@@ -86,13 +111,22 @@ def state_name(state: migrate.SchemaState) -> str:
     return STATE_BEHIND
 
 
+def exit_status(state: migrate.SchemaState) -> int:
+    """:returns: the exit status of ``tracker db current`` for ``state``."""
+    if state.is_current:
+        return EXIT_CURRENT
+    if state.is_newer:
+        return EXIT_NEWER
+    return EXIT_BEHIND
+
+
 def run_current(conf: cfg.ConfigOpts) -> int:
     """Print the store's revision and where it stands against the code.
 
-    :returns: 0.
+    :returns: 0 current, 3 behind, 4 newer than this tracker (:func:`exit_status`).
     :raises tracker.exceptions.StoreError: the store cannot be reached.
     """
-    with common.opened_store(conf, check_schema=False) as store:
+    with common.opened_store(conf, check_schema=False, create=False) as store:
         state = migrate.schema_state(store)
         url = store.display_url
     name = state_name(state)
@@ -106,7 +140,7 @@ def run_current(conf: cfg.ConfigOpts) -> int:
                 "state": name,
             }
         )
-        return 0
+        return exit_status(state)
     print(f"store:    {url}")
     print(f"revision: {state.current or '<none> (empty store)'}")
     print(f"head:     {state.head}")
@@ -118,19 +152,25 @@ def run_current(conf: cfg.ConfigOpts) -> int:
             "a newer tracker migrated this store: upgrade tracker, or downgrade the "
             "store with the newer version"
         )
-    return 0
+    return exit_status(state)
 
 
 def _migrate(conf: cfg.ConfigOpts, action: str) -> int:
     revision: str = common.arg(conf, "revision")
-    with common.opened_store(conf, check_schema=False) as store:
+    losses: dict[str, int] = {}
+    # Only an upgrade may create the store; a downgrade of a missing one is an error.
+    with common.opened_store(conf, check_schema=False, create=action == "upgrade") as store:
         before = migrate.current(store)
         if action == "upgrade":
             migrate.upgrade(store, revision)
         else:
-            migrate.downgrade(store, revision)
+            losses = migrate.downgrade(
+                store, revision, allow_data_loss=bool(common.arg(conf, "yes"))
+            )
         after = migrate.current(store)
         url = store.display_url
+    if losses:
+        print(f"dropped {exceptions.describe_losses(losses)}")
     if before == after:
         print(f"store {url} is already at {after or '<empty>'}; nothing to do")
     else:
@@ -151,9 +191,11 @@ def run_upgrade(conf: cfg.ConfigOpts) -> int:
 
 
 def run_downgrade(conf: cfg.ConfigOpts) -> int:
-    """Migrate the store down.
+    """Migrate the store down; refuse to drop stored data without ``--yes``.
 
     :returns: 0.
+    :raises tracker.exceptions.DataLossRefused: data would be lost and ``--yes``
+        was not given; nothing was changed.
     :raises tracker.exceptions.SchemaTooNew: a newer tracker migrated the store.
     :raises tracker.exceptions.MigrationError: the migration failed.
     :raises tracker.exceptions.StoreError: the store cannot be reached.
@@ -196,7 +238,7 @@ def run_check(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.SchemaTooNew: a newer tracker migrated the store.
     :raises tracker.exceptions.StoreError: the store cannot be reached.
     """
-    with common.opened_store(conf, check_schema=False) as store:
+    with common.opened_store(conf, check_schema=False, create=False) as store:
         differences = migrate.check(store)
         revision = migrate.current(store)
         url = store.display_url

@@ -22,12 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy import select
 
 from tracker import exceptions, opts
 from tracker.cli import common
-from tracker.db import repository
-from tracker.db.store import Store
 from tracker.discovery.discover import discover
 from tracker.discovery.model import DiscoveryWarning
 from tracker.host.capture import (
@@ -314,6 +311,9 @@ def _warning_dict(warning: DiscoveryWarning) -> dict[str, str]:
 def run_discover(conf: cfg.ConfigOpts) -> int:
     """Scan, discover and reconcile; print the changes and a summary.
 
+    A scan that finds no SCSI host at all says so in a line of its own (and
+    ``"no_scsi_hosts": true`` with ``--json``); it still succeeds.
+
     :returns: 0.
     :raises tracker.exceptions.HostError: the host or capture cannot be read
         (an unsafe capture, no sysfs tree under the root ...).
@@ -333,7 +333,8 @@ def run_discover(conf: cfg.ConfigOpts) -> int:
             progress.phase("scanning", len(records), unit="records")
         progress.phase("discovering", len(records), unit="records")
         state = discover(records, host_name)
-        with common.opened_store(conf) as store:
+        # A dry run only compares: it creates no store.
+        with common.opened_store(conf, create=not dry_run) as store:
             result = reconcile(
                 store,
                 state,
@@ -341,11 +342,15 @@ def run_discover(conf: cfg.ConfigOpts) -> int:
                 journal_retention=retention,
                 progress=progress.reconcile_progress,
             )
+    # A host without any SCSI host (a VM with virtio-blk disks only, a tree
+    # without scsi_host devices) is said so, not shown as a silent empty result.
+    no_scsi = not state.scsi_hosts
     if common.arg(conf, "json"):
         common.print_json(
             {
                 **result.as_dict(),
                 "source": described,
+                "no_scsi_hosts": no_scsi,
                 "warning_count": len(state.warnings),
                 "warnings": [_warning_dict(w) for w in state.warnings],
             }
@@ -359,6 +364,11 @@ def run_discover(conf: cfg.ConfigOpts) -> int:
             "not linked"
         )
     print(result.summary)
+    if no_scsi:
+        print(
+            f"no SCSI hosts found ({described}): nothing to discover here "
+            "(no FC, iSCSI, SAS or other SCSI adapter)"
+        )
     if state.warnings:
         print(f"{common.plural(len(state.warnings), 'discovery warning')}:")
         for warning in state.warnings:
@@ -369,33 +379,21 @@ def run_discover(conf: cfg.ConfigOpts) -> int:
 # --- tracker host show ---------------------------------------------------------------
 
 
-def _volume_names(store: Store, ids: set[str]) -> dict[str, str | None]:
-    """Names of the linked volumes, in one query."""
-    if not ids:
-        return {}
-    volumes = repository.VOLUMES
-    stmt = select(volumes.c.id, volumes.c.name).where(volumes.c.id.in_(sorted(ids)))
-    with store.read() as session:
-        return {volume_id: name for volume_id, name in session.execute(stmt)}
-
-
 def run_host_show(conf: cfg.ConfigOpts) -> int:
     """Print the reconciled model of a host as a tree (or JSON).
 
     :returns: 0.
-    :raises tracker.exceptions.NotFound: the host never reconciled into the store.
+    :raises tracker.exceptions.HostNotDiscovered: the host never reconciled into
+        the store; its message suggests ``tracker discover`` and the command
+        exits with status 5.
     :raises tracker.exceptions.StoreError: the store cannot be opened or read.
     """
     host_name = host_name_of(conf)
-    with common.opened_store(conf) as store:
-        record, rows = observed_host(store, host_name)
-        linked = {
-            row["volume_id"]
-            for kind in _LINKED_KINDS
-            for row in rows[kind]
-            if row["volume_id"] is not None
-        }
-        names = _volume_names(store, linked)
+    with common.opened_store(conf, create=False) as store:
+        try:
+            record, rows = observed_host(store, host_name)
+        except exceptions.NotFound as exc:
+            raise exceptions.HostNotDiscovered(host_name) from exc
     host = {
         "generation": record.generation,
         "changed_at": record.changed_at,
@@ -404,7 +402,7 @@ def run_host_show(conf: cfg.ConfigOpts) -> int:
     for kind in _LINKED_KINDS:
         for row in rows[kind]:
             volume_id = row["volume_id"]
-            row["volume_name"] = None if volume_id is None else names.get(volume_id)
+            row["volume_name"] = None if volume_id is None else record.volume_names.get(volume_id)
     if common.arg(conf, "json"):
         common.print_json(
             _jsonable(
@@ -647,7 +645,7 @@ def run_journal(conf: cfg.ConfigOpts) -> int:
     """
     host_name: str | None = common.arg(conf, "host_name")
     limit: int = common.arg(conf, "limit")
-    with common.opened_store(conf) as store:
+    with common.opened_store(conf, create=False) as store:
         entries = journal(store, host_name, limit)
     if common.arg(conf, "json"):
         common.print_json({"host_name": host_name, "entries": [_entry_dict(e) for e in entries]})

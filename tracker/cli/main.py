@@ -9,16 +9,25 @@ usual places (``~/.tracker/``, ``~/``, ``/etc/tracker/``, ``/etc/``) are read
 for ``tracker.conf``.
 
 Exit codes: 0 success, 1 a tracker error (one ``error: ...`` line on standard
-error, never a traceback) or ``tracker db check`` found drift, 2 bad arguments.
+error, never a traceback) or ``tracker db check`` found drift, 2 bad arguments,
+3 and 4 ``tracker db current`` found the store behind or newer than the code,
+5 ``tracker host show`` for a host never discovered into the store (run
+``tracker discover`` first),
+130 interrupted, 141 standard output was closed early (``tracker ... | head``;
+nothing more is printed). With ``--json``, an error is one JSON object on
+standard error, ``{"error": {"type": ..., "message": ..., ...}}``, with the same
+exit code.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from typing import Any
 
 from oslo_config import cfg
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tracker import __version__, exceptions, opts
 from tracker.cli import common
@@ -27,6 +36,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: Standard output was closed by its reader: 128 + SIGPIPE, as a shell reports
+#: a program killed by a broken pipe.
+EXIT_BROKEN_PIPE = 141
 
 DESCRIPTION = (
     "Persistent resource tracker for cinderlib-style volume managers. "
@@ -76,9 +88,57 @@ def _one_line(error: BaseException) -> str:
     return text or type(error).__name__
 
 
-def _fail(message: str, code: int = EXIT_ERROR) -> int:
-    print(f"error: {message}", file=sys.stderr)
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_jsonable(item) for item in value]
+    return str(value)
+
+
+def _fail(
+    message: str,
+    code: int = EXIT_ERROR,
+    *,
+    as_json: bool = False,
+    error: BaseException | None = None,
+) -> int:
+    """Report an error on standard error: one line, or one JSON object."""
+    if as_json:
+        document: dict[str, object] = {
+            "type": type(error).__name__ if error is not None else "Error",
+            "message": message,
+        }
+        if isinstance(error, exceptions.TrackerError):
+            for key, value in error.fields.items():
+                document.setdefault(key, _jsonable(value))
+        print(json.dumps({"error": document}, sort_keys=True), file=sys.stderr)
+    else:
+        print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def _database_message(error: SQLAlchemyError) -> str:
+    """A database error the store did not translate: its class and the driver's
+    first line; never SQL text or SQLAlchemy's "Background on this error" link."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        lines = str(error.orig).strip().splitlines()
+        first = lines[0] if lines else ""
+        return f"database: {type(error.orig).__name__}: {first}".rstrip(": ")
+    return f"database: {type(error).__name__}"
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush
+    cannot fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     :raises KeyboardInterrupt: never; an interruption returns 130.
     """
     conf = build_config()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
     try:
         conf(
             argv,
@@ -103,20 +165,35 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
     except cfg.Error as exc:  # unreadable or malformed configuration files
-        return _fail(f"configuration: {_one_line(exc)}")
+        try:
+            # Name the option, its source and its value where oslo.config does not.
+            common.check_options(conf)
+        except exceptions.ConfigError as precise:
+            return _fail(_one_line(precise), as_json=as_json, error=precise)
+        except cfg.Error:
+            pass
+        return _fail(f"configuration: {_one_line(exc)}", as_json=as_json, error=exc)
+    as_json = bool(common.arg(conf, "json", False))
     try:
+        common.check_options(conf)
         handler: common.Handler = conf.command.handler
-        return handler(conf)
+        code = handler(conf)
+        sys.stdout.flush()  # a closed pipe is found here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except exceptions.TrackerError as exc:
-        return _fail(_one_line(exc))
-    except cfg.Error as exc:  # a bad value in a configuration file
-        return _fail(f"configuration: {_one_line(exc)}")
+        code = getattr(exc, "exit_code", EXIT_ERROR)  # HostNotDiscovered: 5
+        return _fail(_one_line(exc), code, as_json=as_json, error=exc)
+    except cfg.Error as exc:  # a bad value oslo.config found late
+        return _fail(f"configuration: {_one_line(exc)}", as_json=as_json, error=exc)
     except SQLAlchemyError as exc:
-        return _fail(f"database: {_one_line(exc)}")
+        return _fail(_database_message(exc), as_json=as_json, error=exc)
     except OSError as exc:
-        return _fail(_one_line(exc))
+        return _fail(_one_line(exc), as_json=as_json, error=exc)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
     finally:
         conf.reset()
 

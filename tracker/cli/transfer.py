@@ -95,7 +95,7 @@ def run_dump(conf: cfg.ConfigOpts) -> int:
     """
     backend: str | None = common.arg(conf, "backend")
     output: str | None = common.arg(conf, "output")
-    with common.opened_store(conf) as store:
+    with common.opened_store(conf, create=False) as store:
         document = serialization.dump(store, backend)
         url = store.display_url
     text = json.dumps(document, indent=2, sort_keys=True) + "\n"

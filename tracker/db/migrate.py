@@ -8,6 +8,7 @@ the command line calls them.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,8 +22,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Connection
+from sqlalchemy import Connection, column, create_engine, func, inspect, select, table
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.pool import StaticPool
 
 from tracker import exceptions
 from tracker.db.models import Base
@@ -150,13 +152,130 @@ def current(store: Store) -> str | None:
         return _current_revision(conn)
 
 
-def _run(store: Store, action: str, revision: str) -> None:
+def _first_line(error: BaseException) -> str:
+    """:returns: the first line of a driver's message (never the SQL it may quote)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def _shape(conn: Connection) -> dict[str, set[str]]:
+    inspector = inspect(conn)
+    return {
+        name: {col["name"] for col in inspector.get_columns(name)}
+        for name in inspector.get_table_names()
+        if name != "alembic_version"
+    }
+
+
+@functools.lru_cache(maxsize=32)
+def _dropped_by_downgrade(
+    current: str, target: str
+) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Find what a downgrade from ``current`` to ``target`` removes.
+
+    Nothing is declared per revision: the shipped migrations are run on a
+    scratch in-memory SQLite database, up to ``current`` and then down to
+    ``target`` (resolved by Alembic exactly as the real downgrade resolves
+    it), and the two schemas are compared.
+
+    :param current: the store's revision.
+    :param target: the downgrade's target (a revision id, ``"base"``, ``"-1"``...).
+    :returns: the tables dropped, and the ``(table, column)`` pairs dropped from
+        tables that remain.
+    :raises alembic.util.CommandError: Alembic cannot resolve the revisions
+        (callers turn it into :class:`~tracker.exceptions.MigrationError`).
+    """
+    scratch = create_engine("sqlite://", poolclass=StaticPool)
+    try:
+        with scratch.connect() as conn:
+            config = alembic_config(conn)
+            command.upgrade(config, current)
+            before = _shape(conn)
+            command.downgrade(config, target)
+            after = _shape(conn)
+            conn.rollback()
+    finally:
+        scratch.dispose()
+    tables = tuple(sorted(set(before) - set(after)))
+    columns = tuple(
+        sorted(
+            (name, col) for name in set(before) & set(after) for col in before[name] - after[name]
+        )
+    )
+    return tables, columns
+
+
+def _count_losses(
+    conn: Connection, tables: tuple[str, ...], columns: tuple[tuple[str, str], ...]
+) -> dict[str, int]:
+    """Count, in the live store, the rows of ``tables`` and the non-null values of ``columns``.
+
+    :returns: ``{"volumes": 3, "volumes.description": 2}``; zero counts are left out.
+    """
+    live = _shape(conn)
+    losses: dict[str, int] = {}
+    for name in tables:
+        if name in live:
+            rows = conn.execute(select(func.count()).select_from(table(name))).scalar_one()
+            if rows:
+                losses[name] = int(rows)
+    for name, col in columns:
+        if col in live.get(name, set()):
+            values = conn.execute(
+                select(func.count(column(col))).select_from(table(name))
+            ).scalar_one()
+            if values:
+                losses[f"{name}.{col}"] = int(values)
+    return losses
+
+
+def planned_losses(store: Store, revision: str) -> dict[str, int]:
+    """Say what downgrading the store to ``revision`` would lose, without changing it.
+
+    :returns: rows per dropped table (``"volumes"``) and non-null values per
+        dropped column (``"volumes.description"``); empty when nothing stored
+        would be lost.
+    :raises tracker.exceptions.SchemaTooNew: a newer tracker migrated the store.
+    :raises tracker.exceptions.MigrationError: the revision cannot be resolved.
+    :raises tracker.exceptions.StoreUnavailable: the database cannot be reached.
+    """
     state = schema_state(store)
     if state.is_newer:
         raise exceptions.SchemaTooNew(store.display_url, state.current or "?", state.head)
+    if state.current is None:
+        return {}
+    try:
+        tables, columns = _dropped_by_downgrade(state.current, revision)
+    except CommandError as exc:
+        raise exceptions.MigrationError(store.display_url, _first_line(exc)) from exc
+    with _connect(store) as conn:
+        losses = _count_losses(conn, tables, columns)
+        conn.rollback()
+    return losses
+
+
+def _run(
+    store: Store, action: str, revision: str, *, allow_data_loss: bool = False
+) -> dict[str, int]:
+    state = schema_state(store)
+    if state.is_newer:
+        raise exceptions.SchemaTooNew(store.display_url, state.current or "?", state.head)
+    losses: dict[str, int] = {}
+    if action == "downgrade" and state.current is None:
+        return losses  # an empty store: nothing to undo (and no alembic_version to create)
     with _connect(store, for_ddl=True) as conn:
         config = alembic_config(conn)
         try:
+            if action == "downgrade" and state.current is not None:
+                tables, columns = _dropped_by_downgrade(state.current, revision)
+                # Counted on the connection that runs the downgrade: on
+                # PostgreSQL, in the same transaction as the DDL.
+                losses = _count_losses(conn, tables, columns)
+                if losses and not allow_data_loss:
+                    conn.rollback()
+                    raise exceptions.DataLossRefused(
+                        store.display_url, state.current, revision, losses
+                    )
             if action == "upgrade":
                 command.upgrade(config, revision)
             else:
@@ -172,9 +291,12 @@ def _run(store: Store, action: str, revision: str) -> None:
                     )
             conn.commit()
         except CommandError as exc:
-            raise exceptions.MigrationError(store.display_url, str(exc)) from exc
+            raise exceptions.MigrationError(store.display_url, _first_line(exc)) from exc
         except DBAPIError as exc:
-            raise exceptions.MigrationError(store.display_url, str(exc.orig)) from exc
+            raise exceptions.MigrationError(
+                store.display_url, _first_line(exc.orig or exc)
+            ) from exc
+    return losses
 
 
 def upgrade(store: Store, revision: str = "head") -> None:
@@ -187,14 +309,24 @@ def upgrade(store: Store, revision: str = "head") -> None:
     _run(store, "upgrade", revision)
 
 
-def downgrade(store: Store, revision: str) -> None:
+def downgrade(store: Store, revision: str, *, allow_data_loss: bool = False) -> dict[str, int]:
     """Migrate the store down to ``revision`` (``"base"`` empties the schema).
 
-    :returns: nothing.
+    A downgrade that would drop tables holding rows, or columns holding
+    values, needs explicit consent: what it would drop is derived from the
+    revisions being undone (the shipped migrations are replayed on a
+    scratch SQLite schema and compared) and counted in the
+    store first.
+
+    :param allow_data_loss: drop stored data if the downgrade requires it.
+    :returns: what was dropped, as :func:`planned_losses` counts it (empty
+        when nothing stored was lost).
+    :raises tracker.exceptions.DataLossRefused: the downgrade would drop
+        stored data and ``allow_data_loss`` is false; nothing was changed.
     :raises tracker.exceptions.SchemaTooNew: a newer tracker migrated the store.
     :raises tracker.exceptions.MigrationError: Alembic or the database refused.
     """
-    _run(store, "downgrade", revision)
+    return _run(store, "downgrade", revision, allow_data_loss=allow_data_loss)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
@@ -98,6 +99,33 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC)
 
 
+class UnsignedBigInteger(TypeDecorator[int]):
+    """A 64-bit unsigned integer (a SCSI LUN) kept in a signed ``BIGINT`` column.
+
+    Every database has a signed 64-bit integer but not all an unsigned one, so
+    ``2**63 .. 2**64 - 1`` are stored as their two's complement (negative
+    numbers) and turned back on reading: the full range round-trips exactly on
+    SQLite, PostgreSQL and MariaDB with no change to the schema. SQL that
+    compares or sorts the column sees the stored (signed) numbers.
+    """
+
+    impl = BigInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: int | None, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        if not 0 <= value < 2**64:
+            raise ValueError(f"{value} is not a 64-bit unsigned integer")
+        return value - 2**64 if value >= 2**63 else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
+        if value is None:
+            return None
+        number = int(value)
+        return number + 2**64 if number < 0 else number
+
+
 def _status_check(column: str, allowed: tuple[str, ...]) -> CheckConstraint:
     values = ", ".join(f"'{value}'" for value in allowed)
     return CheckConstraint(f"{column} IN ({values})", name=f"{column}_valid")
@@ -149,6 +177,9 @@ class Volume(_Tracked, Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", MutableDict.as_mutable(JSON()), default=dict
     )
+    #: cinderlib's volume description and bootable flag (revision 0003)
+    description: Mapped[str | None] = mapped_column(String(255))
+    bootable: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Snapshot(_Tracked, Base):
@@ -293,11 +324,11 @@ class ObservedScsiDevice(_Observed, Base):
         Index(None, "volume_id"),
     )
 
-    hctl: Mapped[str] = mapped_column(String(48), primary_key=True)
+    hctl: Mapped[str] = mapped_column(String(64), primary_key=True)
     scsi_host: Mapped[int] = mapped_column(Integer)
     channel: Mapped[int] = mapped_column(Integer)
     target: Mapped[int] = mapped_column(Integer)
-    lun: Mapped[int] = mapped_column(BigInteger)
+    lun: Mapped[int] = mapped_column(UnsignedBigInteger)  # 2**63.. stored negative
     peripheral_type: Mapped[int | None] = mapped_column(Integer)
     vendor: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(64))

@@ -14,7 +14,7 @@ rolled back by the caller's context manager, so nothing is half-written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Row, Table, delete, func, insert, select, update
@@ -192,6 +192,58 @@ def delete_versioned(session: Session, resource: str, row_id: str, version: int)
         _raise_stale(session, resource, row_id, version)
 
 
+def lock_versioned(
+    session: Session, resource: str, row_id: str, version: int, *, for_delete: bool = False
+) -> None:
+    """Lock a row until the transaction ends, if it still has ``version``.
+
+    Writers lock a volume *before* its snapshots or connections (the one lock
+    order, see ``docs/architecture.rst``), so two transactions never hold a
+    child each while waiting for the parent. PostgreSQL takes ``FOR NO KEY
+    UPDATE`` (``FOR UPDATE`` with ``for_delete``), which still lets others
+    insert children and link observed rows; MariaDB takes ``FOR UPDATE``;
+    SQLite needs nothing, its writers being serialised by ``BEGIN IMMEDIATE``.
+
+    :returns: nothing.
+    :raises tracker.exceptions.ConflictError: the row has another version.
+    :raises tracker.exceptions.NotFound: the row is gone.
+    """
+    table = RESOURCE_TABLES[resource]
+    actual = session.execute(
+        select(table.c.version)
+        .where(table.c.id == row_id)
+        .with_for_update(key_share=not for_delete)
+    ).scalar()
+    if actual is None:
+        raise exceptions.NotFound(resource, row_id)
+    if actual != version:
+        raise exceptions.ConflictError(resource, row_id, version, int(actual))
+
+
+def lock_existing_volumes(session: Session, volume_ids: Iterable[str]) -> set[str]:
+    """Hold the volumes that observed rows are about to reference, in id order.
+
+    ``FOR KEY SHARE`` on PostgreSQL, ``LOCK IN SHARE MODE`` on MariaDB: the
+    volumes cannot be deleted before this transaction ends, yet their rows
+    can still be updated. A volume deleted meanwhile is not returned.
+
+    :returns: which of ``volume_ids`` still exist.
+    """
+    wanted = sorted(set(volume_ids))
+    found: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        found.update(
+            session.execute(
+                select(VOLUMES.c.id)
+                .where(VOLUMES.c.id.in_(chunk))
+                .order_by(VOLUMES.c.id)
+                .with_for_update(read=True, key_share=True)
+            ).scalars()
+        )
+    return found
+
+
 def _raise_stale(session: Session, resource: str, row_id: str, version: int) -> None:
     table = RESOURCE_TABLES[resource]
     actual = session.execute(select(table.c.version).where(table.c.id == row_id)).scalar()
@@ -203,12 +255,17 @@ def _raise_stale(session: Session, resource: str, row_id: str, version: int) -> 
 def existing_ids(session: Session, resource: str, ids: Iterable[str]) -> set[str]:
     """:returns: which of ``ids`` are already stored for ``resource``."""
     table = RESOURCE_TABLES[resource]
-    wanted = list(ids)
     found: set[str] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for chunk in _chunks(ids):
         found.update(session.execute(select(table.c.id).where(table.c.id.in_(chunk))).scalars())
     return found
+
+
+def _chunks(ids: Iterable[str], size: int = 500) -> Iterator[list[str]]:
+    """Split ``ids`` (sorted) into lists short enough for one ``IN (...)``."""
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), size):
+        yield wanted[start : start + size]
 
 
 # --- observed host state, as seen from tracked volumes ---------------------------
@@ -233,3 +290,12 @@ def observed_maps_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
         .where(OBSERVED_MAPS.c.volume_id == volume_id)
         .order_by(OBSERVED_MAPS.c.host_name)
     ).all()
+
+
+def volume_names(session: Session, ids: Iterable[str]) -> dict[str, str | None]:
+    """:returns: id -> name of the volumes among ``ids`` that exist (500 ids a query)."""
+    names: dict[str, str | None] = {}
+    for chunk in _chunks(ids):
+        stmt = select(VOLUMES.c.id, VOLUMES.c.name).where(VOLUMES.c.id.in_(chunk))
+        names.update((volume_id, name) for volume_id, name in session.execute(stmt))
+    return names

@@ -385,7 +385,9 @@ def _multipath_maps(parts: _Records, by_block_path: dict[str, ScsiDevice]) -> li
 def discover(records: Iterable[DeviceRecord], host_name: str) -> HostState:
     """Build the storage state of a host from its device records.
 
-    Records of kinds discovery does not use are skipped (debug log). Records that
+    Records of kinds discovery does not use are skipped (debug log). What a source
+    could not read as it was (a record's ``problems``: an attribute that is a FIFO,
+    too big, not UTF-8 ...) becomes a warning about that device. Records that
     cannot be made sense of (bad names, unparsable attributes, broken VPD pages,
     dangling links) are skipped or partly filled, each with a
     :class:`~tracker.discovery.model.DiscoveryWarning` in :attr:`HostState.warnings`.
@@ -406,6 +408,10 @@ def discover(records: Iterable[DeviceRecord], host_name: str) -> HostState:
             )
             continue
         seen.add(record.sys_path)
+        for name, reason in record.problems.items():
+            parts.warnings.append(
+                DiscoveryWarning(record.sys_path, WarningCode.BAD_ATTRIBUTE, f"{name}: {reason}")
+            )
         kind = classify(record)
         if kind is not None:
             parts.add(record, kind)

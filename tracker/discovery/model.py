@@ -24,6 +24,8 @@ from tracker.discovery.vpd import DeviceIdentity, VpdWarning
 from tracker.exceptions import InvalidInput
 
 __all__ = [
+    "HCT_MAX",
+    "LUN_MAX",
     "DiscoveryWarning",
     "FcPathIds",
     "FcRemotePort",
@@ -56,7 +58,9 @@ class Hctl:
     """A SCSI address: host, channel, target, LUN.
 
     The LUN is the kernel's integer LUN (``scsilun_to_int``) as in the sysfs name, so
-    it can be 256 or more (flat-space and extended LUNs).
+    it can be 256 or more (flat-space and extended LUNs), up to ``2**64 - 1``
+    (:data:`LUN_MAX`); host, channel and target are at most ``2**31 - 1``
+    (:data:`HCT_MAX`).
     """
 
     host: int
@@ -77,7 +81,11 @@ class Hctl:
         """
         hctl = cls.try_parse(text)
         if hctl is None:
-            raise InvalidInput("hctl", text, "expected H:C:T:L with non-negative integers")
+            raise InvalidInput(
+                "hctl",
+                text,
+                f"expected H:C:T:L, non-negative integers, H, C, T <= {HCT_MAX}, L <= {LUN_MAX}",
+            )
         return hctl
 
     @classmethod
@@ -89,11 +97,19 @@ class Hctl:
         match = _HCTL.fullmatch(text)
         if match is None:
             return None
-        host, channel, target, lun = match.groups()
-        return cls(int(host), int(channel), int(target), int(lun))
+        host, channel, target, lun = (int(part) for part in match.groups())
+        if max(host, channel, target) > HCT_MAX or lun > LUN_MAX:
+            return None
+        return cls(host, channel, target, lun)
 
 
-_HCTL = re.compile(r"([0-9]+):([0-9]+):([0-9]+):([0-9]+)")
+#: The largest host, channel and target number (the kernel's are C ``int``-sized).
+HCT_MAX = 2**31 - 1
+#: The largest LUN: LUNs are 64-bit unsigned.
+LUN_MAX = 2**64 - 1
+
+# At most 20 digits a part: int() of a longer string could be slow, and is out of range.
+_HCTL = re.compile(r"([0-9]{1,20}):([0-9]{1,20}):([0-9]{1,20}):([0-9]{1,20})")
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -13,6 +13,7 @@ unless the record makes no sense without them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tracker.discovery.model import (
+    HCT_MAX,
     DiscoveryWarning,
     FcRemotePort,
     Hctl,
@@ -62,6 +64,34 @@ logger = logging.getLogger(__name__)
 
 SECTOR_SIZE = 512
 """The unit of the block ``size`` attribute, whatever the logical block size."""
+
+INT_MAX = 2**31 - 1
+"""The largest value of a number the store keeps in an ``INTEGER`` column."""
+SIZE_MAX = 2**63 - 1
+"""The largest size in bytes (a signed 64-bit ``BIGINT`` column)."""
+IDENTITY_WIDTH = 255
+"""The longest WWN, WWID or serial number the store keeps."""
+
+# The longest text each value may have: the width of its column in the store. A
+# longer value is not a real one; it is dropped with a warning.
+_WIDTH = {
+    "proc_name": 64,
+    "state": 32,
+    "port_state": 32,
+    "speed": 32,
+    "initiatorname": 223,
+    "targetname": 223,
+    "ifacename": 64,
+    "vendor": 64,
+    "model": 64,
+    "rev": 32,
+    "dm/name": 255,
+    "dm/uuid": 255,
+    "roles": 128,
+    "persistent_address": 48,
+    "address": 48,
+    "dev": 32,
+}
 
 
 class RecordKind(Enum):
@@ -140,9 +170,26 @@ def _clean(value: str | None) -> str | None:
     return None if value in _NULLS else value
 
 
-def _text(record: DeviceRecord, name: str) -> str | None:
-    """An attribute stripped of padding; None when absent, empty or a null marker."""
-    return _clean(record.attributes.get(name))
+def _text(
+    record: DeviceRecord,
+    name: str,
+    warnings: list[DiscoveryWarning] | None = None,
+    value: str | None = None,
+) -> str | None:
+    """An attribute stripped of padding; None when absent, empty or a null marker,
+    or (with a warning) longer than the store keeps."""
+    cleaned = _clean(record.attributes.get(name) if value is None else value)
+    width = _WIDTH.get(name)
+    if cleaned is not None and width is not None and len(cleaned) > width:
+        if warnings is not None:
+            _warn(
+                warnings,
+                record,
+                WarningCode.BAD_ATTRIBUTE,
+                f"{name} is {len(cleaned)} characters long, more than {width}",
+            )
+        return None
+    return cleaned
 
 
 def _int(
@@ -151,19 +198,37 @@ def _int(
     warnings: list[DiscoveryWarning],
     base: int = 10,
     value: str | None = None,
+    minimum: int = 0,
+    maximum: int = INT_MAX,
 ) -> int | None:
-    """An integer attribute (``value`` when the caller already read it)."""
+    """An integer attribute (``value`` when the caller already read it), in
+    ``minimum..maximum`` (else ``None`` with a warning)."""
     if value is None:
         value = record.attributes.get(name)
         if value is None:
             return None
     try:
-        return int(value, base)
+        number = int(value, base) if len(value) <= 64 else None
     except ValueError:
-        pass
+        number = None
+    if number is not None:
+        if minimum <= number <= maximum:
+            return number
+        _warn(
+            warnings,
+            record,
+            WarningCode.BAD_ATTRIBUTE,
+            f"{name}={value.strip()[:64]!r} is out of range ({minimum}..{maximum})",
+        )
+        return None
     cleaned = _clean(value)
     if cleaned is not None:
-        _warn(warnings, record, WarningCode.BAD_ATTRIBUTE, f"{name}={cleaned!r} is not a number")
+        _warn(
+            warnings,
+            record,
+            WarningCode.BAD_ATTRIBUTE,
+            f"{name}={cleaned[:64]!r} is not a number",
+        )
     return None
 
 
@@ -199,7 +264,15 @@ def _numbered(name: str, prefix: str) -> int | None:
     if not name.startswith(prefix):
         return None
     rest = name[len(prefix) :]
-    return int(rest) if rest.isascii() and rest.isdigit() else None
+    return _small(rest)
+
+
+def _small(digits: str) -> int | None:
+    """Decimal ASCII digits of a number in 0..INT_MAX; None otherwise."""
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 10):
+        return None
+    number = int(digits)
+    return number if number <= INT_MAX else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +305,11 @@ def path_context(sys_path: str) -> PathContext:
     for part in _PATH_PARTS.findall(sys_path):
         first = part[0]
         if first == "h":
-            host = int(part[4:])
+            host = _small(part[4:])
         elif first == "r":
             rport = part
         elif first == "s":
-            session = int(part[7:])
+            session = _small(part[7:])
         else:
             target = part
     return PathContext(host, rport, session, target)
@@ -285,7 +358,9 @@ def parse_scsi_host(record: DeviceRecord, warnings: list[DiscoveryWarning]) -> S
     if record.subsystem == "scsi":
         return ScsiHostInfo(number, record.sys_path)
     host_path = record.parent or record.sys_path.rsplit("/scsi_host/", 1)[0]
-    return ScsiHostInfo(number, host_path, _text(record, "proc_name"), _text(record, "state"))
+    return ScsiHostInfo(
+        number, host_path, _text(record, "proc_name", warnings), _text(record, "state", warnings)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,9 +392,9 @@ def parse_fc_host(record: DeviceRecord, warnings: list[DiscoveryWarning]) -> FcH
         number=number,
         wwpn=wwpn,
         wwnn=_wwn(record, "node_name", warnings),
-        port_state=_text(record, "port_state"),
-        port_id=_int(record, "port_id", warnings, 16),
-        speed=_text(record, "speed"),
+        port_state=_text(record, "port_state", warnings),
+        port_id=_int(record, "port_id", warnings, 16, maximum=0xFFFFFF),
+        speed=_text(record, "speed", warnings),
         fabric_name=_wwn(record, "fabric_name", warnings),
     )
 
@@ -343,7 +418,7 @@ def parse_iscsi_host(
     number = _host_number(record, warnings)
     if number is None:
         return None
-    return IscsiHostInfo(number, _text(record, "initiatorname"))
+    return IscsiHostInfo(number, _text(record, "initiatorname", warnings))
 
 
 # --- FC remote side -------------------------------------------------------------
@@ -355,10 +430,10 @@ def _rport_numbers(name: str) -> tuple[int, int, int] | None:
         return None
     host_channel, _, number = name[6:].partition("-")
     host, _, channel = host_channel.partition(":")
-    parts = (host, channel, number)
-    if not all(p.isascii() and p.isdigit() for p in parts):
+    numbers = (_small(host), _small(channel), _small(number))
+    if numbers[0] is None or numbers[1] is None or numbers[2] is None:
         return None
-    return int(host), int(channel), int(number)
+    return numbers[0], numbers[1], numbers[2]
 
 
 def parse_fc_remote_port(
@@ -374,9 +449,9 @@ def parse_fc_remote_port(
     if numbers is None:
         _warn(warnings, record, WarningCode.BAD_NAME, f"{record.sys_name!r} is not rport-H:C-N")
         return None
-    roles_text = _text(record, "roles")
+    roles_text = _text(record, "roles", warnings)
     roles = tuple(r.strip() for r in roles_text.split(",") if r.strip()) if roles_text else ()
-    target_id = _int(record, "scsi_target_id", warnings)
+    target_id = _int(record, "scsi_target_id", warnings, minimum=-1)
     return FcRemotePort(
         host=numbers[0],
         channel=numbers[1],
@@ -384,9 +459,9 @@ def parse_fc_remote_port(
         sys_path=record.sys_path,
         wwpn=_wwn(record, "port_name", warnings),
         wwnn=_wwn(record, "node_name", warnings),
-        port_id=_int(record, "port_id", warnings, 16),
+        port_id=_int(record, "port_id", warnings, 16, maximum=0xFFFFFF),
         roles=roles,
-        port_state=_text(record, "port_state"),
+        port_state=_text(record, "port_state", warnings),
         scsi_target_id=target_id if target_id is not None and target_id >= 0 else None,
     )
 
@@ -420,7 +495,7 @@ def parse_fc_transport(
         target=name,
         wwpn=_wwn(record, "port_name", warnings),
         wwnn=_wwn(record, "node_name", warnings),
-        port_id=_int(record, "port_id", warnings, 16),
+        port_id=_int(record, "port_id", warnings, 16, maximum=0xFFFFFF),
     )
 
 
@@ -456,7 +531,7 @@ def parse_iscsi_session(
     if session_id is None:
         _warn(warnings, record, WarningCode.BAD_NAME, f"{record.sys_name!r} is not sessionN")
         return None
-    target = _text(record, "targetname")
+    target = _text(record, "targetname", warnings)
     if target is None:
         _warn(warnings, record, WarningCode.MISSING_ATTRIBUTE, "no targetname")
     return IscsiSessionInfo(
@@ -464,10 +539,10 @@ def parse_iscsi_session(
         host=path_context(record.sys_path).host,
         sys_path=record.sys_path,
         target_iqn=target,
-        tpgt=_int(record, "tpgt", warnings),
-        state=_text(record, "state"),
-        iface=_text(record, "ifacename"),
-        initiator_name=_text(record, "initiatorname"),
+        tpgt=_int(record, "tpgt", warnings, maximum=0xFFFF),
+        state=_text(record, "state", warnings),
+        iface=_text(record, "ifacename", warnings),
+        initiator_name=_text(record, "initiatorname", warnings),
     )
 
 
@@ -484,8 +559,8 @@ class IscsiConnectionInfo:
 def _portal(
     record: DeviceRecord, address: str, port: str, warnings: list[DiscoveryWarning]
 ) -> Portal | None:
-    host = _text(record, address)
-    number = _int(record, port, warnings)
+    host = _text(record, address, warnings)
+    number = _int(record, port, warnings, maximum=0xFFFF)
     if host is None or number is None:
         return None
     return Portal(host, number)
@@ -502,10 +577,8 @@ def parse_iscsi_connection(
     session, _, connection = record.sys_name.removeprefix("connection").partition(":")
     if not (
         record.sys_name.startswith("connection")
-        and session.isascii()
-        and session.isdigit()
-        and connection.isascii()
-        and connection.isdigit()
+        and _small(session) is not None
+        and _small(connection) is not None
     ):
         _warn(warnings, record, WarningCode.BAD_NAME, f"{record.sys_name!r} is not connectionS:C")
         return None
@@ -555,6 +628,8 @@ class ScsiDeviceInfo:
     identity: DeviceIdentity
 
 
+_HCTL_FORM = re.compile(r"[0-9]+:[0-9]+:[0-9]+:[0-9]+")
+
 # Peripheral types whose units ought to identify themselves: disk, RBC, array
 # controller, optical memory, zoned block (or unknown type).
 _IDENTIFIED_TYPES = frozenset((None, 0x00, 0x07, 0x0C, 0x0E, 0x14))
@@ -577,13 +652,19 @@ def parse_scsi_device(
     """
     hctl = Hctl.try_parse(record.sys_name)
     if hctl is None:
-        _warn(warnings, record, WarningCode.BAD_NAME, f"{record.sys_name!r} is not H:C:T:L")
+        name = record.sys_name
+        detail = (
+            f"{name[:64]!r} is out of range (H, C, T <= {HCT_MAX}, L <= 2**64-1)"
+            if _HCTL_FORM.fullmatch(name)
+            else f"{name[:64]!r} is not H:C:T:L"
+        )
+        _warn(warnings, record, WarningCode.BAD_NAME, detail)
         return None
     attributes = record.attributes
     binary = record.binary_attributes
     raw_vendor = attributes.get("vendor")
     raw_model = attributes.get("model")
-    peripheral = _int(record, "type", warnings, value=attributes.get("type"))
+    peripheral = _int(record, "type", warnings, value=attributes.get("type"), maximum=0x1F)
     ident = identity(
         binary.get("vpd_pg80"),
         binary.get("vpd_pg83"),
@@ -593,6 +674,19 @@ def parse_scsi_device(
     )
     for w in ident.warnings:
         warnings.append(DiscoveryWarning(record.sys_path, WarningCode.VPD, str(w), w))
+    too_long = {
+        name: None
+        for name in ("wwn", "wwid", "serial")
+        if len(getattr(ident, name) or "") > IDENTITY_WIDTH
+    }
+    if too_long:
+        _warn(
+            warnings,
+            record,
+            WarningCode.BAD_ATTRIBUTE,
+            f"{', '.join(too_long)} longer than {IDENTITY_WIDTH} characters: left out",
+        )
+        ident = dataclasses.replace(ident, **too_long)  # type: ignore[arg-type]
     if not ident.known and peripheral in _IDENTIFIED_TYPES:
         _warn(
             warnings,
@@ -605,10 +699,10 @@ def parse_scsi_device(
         record.sys_path,
         _parent_context(record.sys_path.rpartition("/")[0]),
         peripheral,
-        _clean(raw_vendor),
-        _clean(raw_model),
-        _clean(attributes.get("rev")),
-        _clean(attributes.get("state")),
+        _text(record, "vendor", warnings, raw_vendor),
+        _text(record, "model", warnings, raw_model),
+        _text(record, "rev", warnings),
+        _text(record, "state", warnings),
         ident,
     )
 
@@ -630,7 +724,7 @@ class BlockDiskInfo:
 
 
 def _devno(record: DeviceRecord, dev: str | None) -> str | None:
-    dev = _clean(dev)
+    dev = _text(record, "dev", None, dev)
     if dev is not None:
         return dev
     major = record.properties.get("MAJOR")
@@ -639,7 +733,7 @@ def _devno(record: DeviceRecord, dev: str | None) -> str | None:
 
 
 def _size(record: DeviceRecord, warnings: list[DiscoveryWarning], value: str | None) -> int | None:
-    sectors = _int(record, "size", warnings, value=value)
+    sectors = _int(record, "size", warnings, value=value, maximum=SIZE_MAX // SECTOR_SIZE)
     return sectors * SECTOR_SIZE if sectors is not None else None
 
 
@@ -695,8 +789,12 @@ def parse_dm(record: DeviceRecord, warnings: list[DiscoveryWarning]) -> DmInfo:
     :returns: the dm device. Never raises.
     """
     properties = record.properties
-    name = _text(record, "dm/name") or properties.get("DM_NAME") or None
-    uuid = _text(record, "dm/uuid") or properties.get("DM_UUID") or None
+    name = _text(record, "dm/name", warnings) or _text(
+        record, "dm/name", warnings, properties.get("DM_NAME")
+    )
+    uuid = _text(record, "dm/uuid", warnings) or _text(
+        record, "dm/uuid", warnings, properties.get("DM_UUID")
+    )
     suspended = _flag(record, "dm/suspended", warnings)
     if suspended is None:
         prop = properties.get("DM_SUSPENDED")

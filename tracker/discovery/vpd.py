@@ -178,6 +178,10 @@ class VpdProblem(StrEnum):
     """A UTF-8 designator is not valid UTF-8 (escaped)."""
     EMPTY = "empty"
     """The page (or its serial number) is empty."""
+    CODE_SET_MISMATCH = "code-set-mismatch"
+    """A designator's code set contradicts its type (a relative target port in ASCII,
+    an NAA name in UTF-8 ...): the designator is malformed, as ``sg_vpd`` says; its
+    text is its bytes in hex, and it is never used as an identity or a number."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +251,11 @@ class Designator:
         """Return the number carried by a relative target port, target port group or
         logical unit group designator, else ``None``. Never raises.
         """
-        if self.designator_type in _NUMBERED and len(self.raw) >= 4:
+        if (
+            self.designator_type in _NUMBERED
+            and self.code_set is CodeSet.BINARY
+            and len(self.raw) >= 4
+        ):
             return int.from_bytes(self.raw[2:4], "big")
         return None
 
@@ -427,6 +435,19 @@ _T10 = DesignatorType.T10_VENDOR_ID
 _NAME = DesignatorType.SCSI_NAME_STRING
 _UUID = DesignatorType.UUID
 _VENDOR = DesignatorType.VENDOR_SPECIFIC
+
+# The code set SPC-4 requires of each designator type (sg_vpd checks the same);
+# T10 vendor ID and vendor-specific designators may use any.
+_REQUIRED_CODE_SET = {
+    _NAA: _BINARY,
+    _EUI64: _BINARY,
+    DesignatorType.RELATIVE_TARGET_PORT: _BINARY,
+    DesignatorType.TARGET_PORT_GROUP: _BINARY,
+    DesignatorType.LOGICAL_UNIT_GROUP: _BINARY,
+    DesignatorType.MD5_LOGICAL_UNIT: _BINARY,
+    _UUID: _BINARY,
+    _NAME: _UTF8,
+}
 _EUI_LENGTHS = frozenset((8, 12, 16))
 
 
@@ -439,21 +460,31 @@ def _designator_text(
 ) -> str:
     """Normalized text of one designator, with warnings for odd content."""
     textual = code_set is _ASCII or code_set is _UTF8
+    required = _REQUIRED_CODE_SET.get(dtype)
+    if required is not None and code_set is not required and (textual or code_set is _BINARY):
+        warnings.append(
+            VpdWarning(
+                PAGE_DEVICE_ID,
+                VpdProblem.CODE_SET_MISMATCH,
+                f"{dtype.name.lower().replace('_', ' ')} designator in code set "
+                f"{code_set.name} (expected {required.name}): malformed, not decoded",
+                offset,
+            )
+        )
+        return raw.hex()
     if dtype is _NAA:
-        if not textual:
-            naa = raw[0] >> 4 if raw else None
-            expected = _NAA_LENGTHS.get(naa) if naa is not None else None
-            if expected is not None and expected != len(raw):
-                warnings.append(
-                    VpdWarning(
-                        PAGE_DEVICE_ID,
-                        VpdProblem.BAD_DESIGNATOR_LENGTH,
-                        f"NAA-{naa} designator of {len(raw)} byte(s), expected {expected}",
-                        offset,
-                    )
+        naa = raw[0] >> 4 if raw else None
+        expected = _NAA_LENGTHS.get(naa) if naa is not None else None
+        if expected is not None and expected != len(raw):
+            warnings.append(
+                VpdWarning(
+                    PAGE_DEVICE_ID,
+                    VpdProblem.BAD_DESIGNATOR_LENGTH,
+                    f"NAA-{naa} designator of {len(raw)} byte(s), expected {expected}",
+                    offset,
                 )
-            return "naa." + raw.hex()
-        return "naa." + _decode(code_set, raw, offset, warnings).lower()
+            )
+        return "naa." + raw.hex()
     if dtype is _EUI64:
         if len(raw) not in _EUI_LENGTHS:
             warnings.append(
@@ -464,8 +495,6 @@ def _designator_text(
                     offset,
                 )
             )
-        if textual:
-            return "eui." + _decode(code_set, raw, offset, warnings).lower()
         return "eui." + raw.hex()
     if dtype is _T10:
         return "t10." + _decode(code_set, raw.rstrip(b"\x00"), offset, warnings)
@@ -633,9 +662,9 @@ def _wwn_rank(d: Designator) -> int | None:
     if d.association is not _LU or not d.raw:
         return None
     dtype = d.designator_type
+    if d.code_set is not _REQUIRED_CODE_SET.get(dtype, d.code_set):
+        return None  # malformed (CODE_SET_MISMATCH)
     if dtype is _NAA:
-        if d.code_set is not _BINARY:
-            return 5
         naa = d.raw[0] >> 4
         if naa == 6 and len(d.raw) == 16:
             return 0

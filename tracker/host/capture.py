@@ -14,19 +14,27 @@ time; exceeding either raises
 never reads through a link that leaves ``<root>/sys``.
 
 :func:`extract_capture` / :func:`open_capture` unpack an archive defensively:
-absolute names, ``..`` components, links pointing out of the extraction root,
-hard links, device nodes and oversize archives are refused with
-:class:`~tracker.exceptions.UnsafeCapture`.
+absolute names, ``..`` components, names too long, members under a file member,
+links pointing out of the extraction root, hard links, device nodes and
+archives over their bounds are refused with
+:class:`~tracker.exceptions.UnsafeCapture`. The bounds (one extended header's
+size, the number of members including directories, the total contents) are
+checked on the raw tar header blocks *before* anything is unpacked or parsed
+into memory: Python's :mod:`tarfile` would read a pax header whole, whatever
+its size.
 """
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
+import shutil
 import stat
 import tarfile
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +44,8 @@ from tracker.host.wanted import SUBSYSTEMS, spec_for
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "DEFAULT_MAX_MEMBERS",
     "DEFAULT_MAX_SECONDS",
     "CaptureSummary",
     "capture",
@@ -101,7 +111,7 @@ class _Recorder:
         if not self._inside(absolute):
             return
         try:
-            fd = os.open(absolute, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(absolute, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return
         try:
@@ -135,11 +145,18 @@ class _Recorder:
     def udev_db(self, entry: str) -> None:
         absolute = self.root / "run" / "udev" / "data" / entry
         try:
-            if absolute.is_symlink() or not absolute.is_file():
-                return
-            data = absolute.read_bytes()
+            fd = os.open(absolute, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                data = handle.read(self.max_bytes + 1)
+        except OSError:
+            return
+        finally:
+            os.close(fd)
         name = f"run/udev/data/{entry}"
         if name not in self.files:
             self._charge(len(data))
@@ -264,6 +281,14 @@ def capture(
 def _check_name(name: str) -> str:
     if not name or name.startswith("/") or "\\" in name or "\0" in name:
         raise UnsafeCapture(member=name, reason="absolute or malformed name")
+    if len(name.encode("utf-8", "surrogateescape")) > _MAX_NAME or any(
+        len(part.encode("utf-8", "surrogateescape")) > _MAX_COMPONENT for part in name.split("/")
+    ):
+        raise UnsafeCapture(
+            member=name[:200],
+            reason=f"member name too long (over {_MAX_NAME} bytes, or a component "
+            f"over {_MAX_COMPONENT})",
+        )
     if ".." in name.split("/"):
         raise UnsafeCapture(member=name, reason="'..' in name")
     normalized = os.path.normpath(name)
@@ -272,57 +297,156 @@ def _check_name(name: str) -> str:
     return normalized
 
 
+#: Default bound on one extended header (pax ``x``/``g``, GNU ``L``/``K``), in bytes.
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+#: Default bound on the number of members (directories and links included).
+DEFAULT_MAX_MEMBERS = 500_000
+#: The longest member name, and the longest component of one (Linux's limits).
+_MAX_NAME = 4095
+_MAX_COMPONENT = 255
+_BLOCK = 512
+_EXTENDED = frozenset((b"x", b"g", b"L", b"K", b"X"))
+
+
+def _header_number(field: bytes) -> int:
+    """The number in a tar header field: octal text, or GNU base-256."""
+    if field and field[0] & 0x80:
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip(b" ")
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise UnsafeCapture(member="(header)", reason="malformed size field") from None
+
+
+def _skip(stream: io.BufferedIOBase | gzip.GzipFile, size: int) -> None:
+    while size > 0:
+        chunk = stream.read(min(size, 1024 * 1024))
+        if not chunk:
+            return
+        size -= len(chunk)
+
+
+def _check_headers(
+    stream: io.BufferedIOBase | gzip.GzipFile,
+    *,
+    max_bytes: int,
+    max_members: int,
+    max_header_bytes: int,
+) -> None:
+    """Walk the raw 512-byte header blocks and refuse an archive over its bounds
+    before anything is parsed into memory or written to disk."""
+    members = 0
+    total = 0
+    while True:
+        block = stream.read(_BLOCK)
+        if len(block) < _BLOCK or block == bytes(_BLOCK):
+            return  # the end (tarfile reports a truncated archive itself)
+        raw_name = block[345:500].split(b"\0", 1)[0] + b"/" + block[:100].split(b"\0", 1)[0]
+        name = raw_name.lstrip(b"/").decode("utf-8", "backslashreplace") or "(no name)"
+        size = _header_number(block[124:136])
+        typeflag = block[156:157]
+        padded = -(-size // _BLOCK) * _BLOCK
+        if typeflag in _EXTENDED:
+            if size > max_header_bytes:
+                raise UnsafeCapture(
+                    member=name,
+                    reason=f"extended header of {size} bytes, over the bound of {max_header_bytes}",
+                )
+            _skip(stream, padded)
+            continue
+        members += 1
+        if members > max_members:
+            raise UnsafeCapture(member=name, reason=f"more than {max_members} members")
+        total += size
+        if total > max_bytes:
+            raise UnsafeCapture(member=name, reason=f"over {max_bytes} bytes")
+        _skip(stream, padded)
+
+
 def extract_capture(
-    archive: Path, dest: Path, *, max_bytes: int = 4 * DEFAULT_MAX_BYTES, max_members: int = 500_000
+    archive: Path,
+    dest: Path,
+    *,
+    max_bytes: int = 4 * DEFAULT_MAX_BYTES,
+    max_members: int = DEFAULT_MAX_MEMBERS,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
 ) -> Path:
     """Unpack a capture into ``dest``, refusing anything that could escape it.
+
+    The archive is read twice from one open file: first its raw header blocks
+    only, to refuse an archive over its bounds (an extended header over
+    ``max_header_bytes``, more than ``max_members`` members, more than
+    ``max_bytes`` of contents) before anything is held in memory or written;
+    then member by member, refusing unsafe members.
 
     :param archive: the ``.tar.gz`` written by :func:`capture`.
     :param dest: an existing, empty directory.
     :param max_bytes: bound on the unpacked size.
-    :param max_members: bound on the number of members.
+    :param max_members: bound on the number of members, directories included.
+    :param max_header_bytes: bound on one extended (pax or GNU long name) header.
     :returns: ``dest``.
-    :raises tracker.exceptions.UnsafeCapture: for an absolute name, ``..``,
-        a duplicate member, a link leaving ``dest``, a member that is not a file, directory or
-        symlink, a path through a link, or an archive over its bounds.
+    :raises tracker.exceptions.UnsafeCapture: for an archive over its bounds, an
+        absolute name, ``..``, a name too long, a duplicate member, a member under
+        a file member, a link leaving ``dest``, a member that is not a file,
+        directory or symlink, or a path through a link.
     :raises tarfile.TarError: when the archive is not a readable tarball.
     """
     root = os.path.realpath(dest)
     total = 0
     count = 0
     links: list[tuple[str, str]] = []
-    with tarfile.open(archive, mode="r:gz") as tar:
-        for member in tar:
-            count += 1
-            if count > max_members:
-                raise UnsafeCapture(member=member.name, reason=f"more than {max_members} members")
-            name = _check_name(member.name)
-            target = os.path.join(root, name)
-            _refuse_links_on_the_way(root, name, member.name)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target)):
-                raise UnsafeCapture(member=member.name, reason="duplicate member")
-            if member.isdir():
-                os.makedirs(target, exist_ok=True)
-            elif member.issym():
-                link = member.linkname
-                resolved = os.path.normpath(os.path.join(os.path.dirname(name), link))
-                if os.path.isabs(link) or resolved == ".." or resolved.startswith("../"):
-                    raise UnsafeCapture(member=member.name, reason=f"link to {link!r} leaves root")
-                os.symlink(link, target)
-                links.append((member.name, target))
-            elif member.isreg():
-                total += member.size
-                if total > max_bytes:
-                    raise UnsafeCapture(member=member.name, reason=f"over {max_bytes} bytes")
-                source = tar.extractfile(member)
-                if source is None:
-                    raise UnsafeCapture(member=member.name, reason="unreadable member")
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                with source, os.fdopen(os.open(target, flags, 0o644), "wb") as sink:
-                    sink.write(source.read())
-            else:
-                raise UnsafeCapture(member=member.name, reason="not a file, directory or symlink")
+    with open(archive, "rb") as raw:
+        try:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                _check_headers(
+                    stream,
+                    max_bytes=max_bytes,
+                    max_members=max_members,
+                    max_header_bytes=max_header_bytes,
+                )
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            raise tarfile.ReadError(f"not a gzip-compressed tar archive: {error}") from error
+        raw.seek(0)
+        with tarfile.open(fileobj=raw, mode="r:gz") as tar:
+            for member in tar:
+                # The checks again: the file may have changed since the first pass.
+                count += 1
+                if count > max_members:
+                    raise UnsafeCapture(
+                        member=member.name, reason=f"more than {max_members} members"
+                    )
+                name = _check_name(member.name)
+                target = os.path.join(root, name)
+                _refuse_links_on_the_way(root, name, member.name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if os.path.lexists(target) and not (member.isdir() and os.path.isdir(target)):
+                    raise UnsafeCapture(member=member.name, reason="duplicate member")
+                if member.isdir():
+                    os.makedirs(target, exist_ok=True)
+                elif member.issym():
+                    link = member.linkname
+                    resolved = os.path.normpath(os.path.join(os.path.dirname(name), link))
+                    if os.path.isabs(link) or resolved == ".." or resolved.startswith("../"):
+                        raise UnsafeCapture(
+                            member=member.name, reason=f"link to {link!r} leaves root"
+                        )
+                    os.symlink(link, target)
+                    links.append((member.name, target))
+                elif member.isreg():
+                    total += member.size
+                    if total > max_bytes:
+                        raise UnsafeCapture(member=member.name, reason=f"over {max_bytes} bytes")
+                    source = tar.extractfile(member)
+                    if source is None:
+                        raise UnsafeCapture(member=member.name, reason="unreadable member")
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                    with source, os.fdopen(os.open(target, flags, 0o644), "wb") as sink:
+                        shutil.copyfileobj(source, sink)
+                else:
+                    raise UnsafeCapture(
+                        member=member.name, reason="not a file, directory or symlink"
+                    )
     for member_name, path in links:
         real = os.path.realpath(path)
         if real != root and not real.startswith(root + "/"):
@@ -333,10 +457,14 @@ def extract_capture(
 
 def _refuse_links_on_the_way(root: str, name: str, member: str) -> None:
     current = root
-    for part in name.split("/")[:-1]:
+    parts = name.split("/")[:-1]
+    for index, part in enumerate(parts):
         current = os.path.join(current, part)
         if os.path.islink(current):
             raise UnsafeCapture(member=member, reason="path goes through a link")
+        if os.path.lexists(current) and not os.path.isdir(current):
+            above = "/".join(parts[: index + 1])
+            raise UnsafeCapture(member=member, reason=f"it is under the file member {above!r}")
 
 
 def open_capture(archive: Path, dest: Path | None = None) -> SysfsTreeSource:

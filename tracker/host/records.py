@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 
 class FrozenMap(Mapping[str, str]):
@@ -113,6 +113,11 @@ class DeviceRecord:
     :ivar links: symlinks under the device that discovery follows
         (``holders/dm-0``, ``slaves/sda``), mapped to the ``sys_path`` they
         resolve to.
+    :ivar problems: what the source could not read as it was: the attribute
+        (``"model"``), ``"uevent"``, ``"property ID_MODEL"`` ... mapped to why
+        (``"a FIFO, not a regular file"``, ``"larger than 65536 bytes"``,
+        ``"bytes that are not UTF-8 were escaped"``). Discovery turns each into
+        a warning about the device.
     """
 
     sys_path: str
@@ -124,6 +129,7 @@ class DeviceRecord:
     binary_attributes: FrozenBytesMap = field(default_factory=FrozenBytesMap)
     parent: str | None = None
     links: FrozenMap = field(default_factory=FrozenMap)
+    problems: FrozenMap = field(default_factory=FrozenMap)
 
 
 class RecordJSON(TypedDict):
@@ -138,6 +144,7 @@ class RecordJSON(TypedDict):
     binary_attributes: dict[str, str]
     parent: str | None
     links: dict[str, str]
+    problems: NotRequired[dict[str, str]]
 
 
 def record_to_json(record: DeviceRecord) -> RecordJSON:
@@ -156,6 +163,7 @@ def record_to_json(record: DeviceRecord) -> RecordJSON:
         binary_attributes={key: value.hex() for key, value in record.binary_attributes.items()},
         parent=record.parent,
         links=dict(record.links),
+        problems=dict(record.problems),
     )
 
 
@@ -178,4 +186,5 @@ def record_from_json(data: RecordJSON) -> DeviceRecord:
         ),
         parent=data["parent"],
         links=FrozenMap(data["links"]),
+        problems=FrozenMap(data.get("problems", {})),
     )

@@ -36,10 +36,21 @@ What a record holds (the rules both sources follow):
 * **Text attributes.** The names :mod:`tracker.host.wanted` lists, decoded as
   libudev does: the bytes up to the first NUL, trailing ``\\n``/``\\r``
   removed, padding kept (``"NETAPP  "``). A missing or unreadable attribute is
-  absent from the record. :class:`PyudevSource` gets them from libudev,
-  :class:`SysfsTreeSource` from the file; tests check that they agree.
+  absent from the record. Both sources read them from the attribute file
+  (libudev would open a FIFO and wait forever).
 * **Binary attributes.** ``vpd_pg80``/``vpd_pg83`` read from the file as
   bytes (libudev would return ``b''``: the pages start with a NUL byte).
+* **Hostile files.** Every file is opened with ``O_NONBLOCK | O_NOFOLLOW`` and
+  read only when it is a regular file, and at most a bound of bytes is read
+  (:data:`TEXT_LIMIT`, :data:`BINARY_LIMIT`, :data:`UDEV_DB_LIMIT`): a FIFO, a
+  device node, a symbolic link or an oversize file is left out of the record,
+  and the record's ``problems`` say why, so discovery warns about that device
+  and goes on.
+* **Text is always valid UTF-8.** Every text value (attributes, properties,
+  link targets, paths) is decoded in one place, :func:`decode_host_text`:
+  bytes that are not UTF-8 become backslash escapes (``b"\\xa9"`` ->
+  ``"\\\\xa9"``, the way udev escapes unsafe bytes) and a NUL byte in a property
+  becomes ``"\\\\x00"``; each such value is named in the record's ``problems``.
 * **Parent.** The nearest ancestor directory below ``/devices/`` that has a
   ``uevent`` file (a device for libudev even without a subsystem, such as
   ``rport-0:0-0`` or ``session1``), else ``None``.
@@ -50,12 +61,14 @@ What a record holds (the rules both sources follow):
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Callable, Iterable, Mapping
+import stat
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from tracker.exceptions import SysfsRootMissing
+from tracker.exceptions import NotASysfsTree, SysfsRootMissing
 from tracker.host.records import DeviceRecord, FrozenBytesMap, FrozenMap
 from tracker.host.wanted import SUBSYSTEMS, WantedSpec, spec_for
 
@@ -63,12 +76,17 @@ if TYPE_CHECKING:
     import pyudev
 
 __all__ = [
+    "BINARY_LIMIT",
     "PRODUCTION_ROOT",
     "SYNTHESIZED_PROPERTIES",
+    "TEXT_LIMIT",
+    "UDEV_DB_LIMIT",
     "DeviceSource",
     "PyudevSource",
     "SysfsTreeSource",
+    "decode_host_text",
     "decode_text_attribute",
+    "escape_host_text",
 ]
 
 #: The root of the live host's file system: its sysfs is ``/sys``.
@@ -81,6 +99,15 @@ SYNTHESIZED_PROPERTIES: frozenset[str] = frozenset(
 )
 
 _DEVICES_PREFIX = "/devices/"
+
+#: The most bytes read from a text attribute, a ``uevent`` file or a link
+#: target (sysfs text attributes hold at most one page).
+TEXT_LIMIT = 64 * 1024
+#: The most bytes read from a binary attribute: the largest VPD page
+#: (4-byte header + a 16-bit page length).
+BINARY_LIMIT = 4 + 0xFFFF
+#: The most bytes read from one udev database entry.
+UDEV_DB_LIMIT = 1024 * 1024
 
 
 @runtime_checkable
@@ -107,36 +134,120 @@ class DeviceSource(Protocol):
         ...
 
 
+def decode_host_text(raw: bytes) -> tuple[str, bool]:
+    """Decode bytes read from the host: the one place host text becomes ``str``.
+
+    :param raw: the bytes.
+    :returns: ``(text, escaped)``: the UTF-8 text, where bytes that are not
+        UTF-8 are replaced by backslash escapes (``b"\\xa9"`` ->
+        ``"\\\\xa9"``), and whether any were.
+    :raises: nothing.
+    """
+    if raw.isascii():
+        return raw.decode("ascii"), False
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace"), True
+
+
+def escape_host_text(text: str) -> tuple[str, bool]:
+    """Make a ``str`` the OS handed back (a file name, a link target) valid UTF-8.
+
+    Python gives undecodable bytes of names as lone surrogates
+    (``"\\udca9"``), which no database can store; they become the escapes of
+    :func:`decode_host_text`, as does a NUL character (``"\\\\x00"``).
+
+    :returns: ``(text, escaped)``.
+    :raises: nothing.
+    """
+    if text.isascii() and "\0" not in text:
+        return text, False
+    escaped = False
+    if "\0" in text:
+        text, escaped = text.replace("\0", "\\x00"), True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "backslashreplace").decode("ascii"), True
+        return decode_host_text(raw)[0], True
+    return text, escaped
+
+
 def decode_text_attribute(raw: bytes) -> str:
-    """Decode a text attribute exactly as libudev presents it.
+    """Decode a text attribute as libudev presents it, as valid UTF-8.
 
     :param raw: the attribute file's bytes.
     :returns: the text up to the first NUL byte, trailing newlines and
         carriage returns removed, other padding kept; bytes that are not
-        UTF-8 are kept as surrogate escapes.
+        UTF-8 become backslash escapes (see :func:`decode_host_text`).
     :raises: nothing.
     """
+    return _attribute_text(raw)[0]
+
+
+def _attribute_text(raw: bytes) -> tuple[str, bool]:
     nul = raw.find(b"\0")
     if nul >= 0:
         raw = raw[:nul]
-    return raw.rstrip(b"\n\r").decode("utf-8", "surrogateescape")
+    return decode_host_text(raw.rstrip(b"\n\r"))
 
 
-def _read_bytes(path: str, dir_fd: int | None = None) -> bytes | None:
+_ESCAPED = "bytes that are not UTF-8 were escaped"
+
+
+class _Refused(str):
+    """Why a present file was not read (returned instead of its bytes)."""
+
+    __slots__ = ()
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+
+
+def _read_bytes(
+    path: str, dir_fd: int | None = None, limit: int = TEXT_LIMIT
+) -> bytes | _Refused | None:
+    """Read a regular file, at most ``limit`` bytes; ``None`` when absent or unreadable,
+    a :class:`_Refused` reason when it is there but not read (not a regular file,
+    a link, too big)."""
     # os.open/os.read rather than open(): no buffered file object per read,
     # which is most of the cost of a scan that reads ~10 small files a device;
     # with ``dir_fd`` the kernel resolves a one-component name, not a deep path.
+    # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: an
+    # attribute that is a link (to /dev/zero, to a huge file) is not followed.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dir_fd)
-    except OSError:
+        fd = os.open(
+            path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW, dir_fd=dir_fd
+        )
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return _Refused("a symbolic link, not a regular file")
         return None
     try:
-        data = os.read(fd, 65536)
-        if len(data) == 65536:  # VPD pages may be up to 64 KiB + header
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            return _Refused(f"{kind}, not a regular file")
+        data = os.read(fd, limit + 1)
+        if 0 < len(data) <= limit:
             chunks = [data]
-            while chunk := os.read(fd, 65536):
+            size = len(data)
+            while size <= limit and (chunk := os.read(fd, limit + 1 - size)):
                 chunks.append(chunk)
-            data = b"".join(chunks)
+                size += len(chunk)
+            data = b"".join(chunks) if len(chunks) > 1 else data
+        if len(data) > limit:
+            return _Refused(f"larger than {limit} bytes")
         return data
     except OSError:
         return None
@@ -145,14 +256,34 @@ def _read_bytes(path: str, dir_fd: int | None = None) -> bytes | None:
 
 
 def _read_binary_attributes(
-    device_dir: str, names: Iterable[str], dir_fd: int | None = None
+    device_dir: str, names: Iterable[str], problems: dict[str, str], dir_fd: int | None = None
 ) -> FrozenBytesMap:
     pairs = []
     for name in names:
-        raw = _read_bytes(name if dir_fd is not None else f"{device_dir}/{name}", dir_fd)
-        if raw is not None:
+        raw = _read_bytes(
+            name if dir_fd is not None else f"{device_dir}/{name}", dir_fd, BINARY_LIMIT
+        )
+        if isinstance(raw, _Refused):
+            problems[name] = str(raw)
+        elif raw is not None:
             pairs.append((name, raw))
     return FrozenBytesMap(pairs)
+
+
+def _read_text_attributes(
+    device_dir: str, names: Iterable[str], problems: dict[str, str], dir_fd: int | None = None
+) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for name in names:
+        raw = _read_bytes(name if dir_fd is not None else f"{device_dir}/{name}", dir_fd)
+        if isinstance(raw, _Refused):
+            problems[name] = str(raw)
+        elif raw is not None:
+            text, escaped = _attribute_text(raw)
+            if escaped:
+                problems[name] = _ESCAPED
+            result[name] = text
+    return result
 
 
 def _read_links(device_dir: str, sys_path: str, link_dirs: Iterable[str]) -> FrozenMap:
@@ -215,6 +346,8 @@ class SysfsTreeSource:
         ``<root>/run/udev/data``.
     :raises tracker.exceptions.SysfsRootMissing: when ``<root>/sys`` is not a
         directory.
+    :raises tracker.exceptions.NotASysfsTree: when ``<root>/sys`` has neither
+        ``bus/`` nor ``class/`` (a partial copy: it would scan as an empty host).
     """
 
     def __init__(self, root: Path = PRODUCTION_ROOT) -> None:
@@ -223,6 +356,10 @@ class SysfsTreeSource:
         self._udev_db = os.fspath(self.root / "run" / "udev" / "data")
         if not os.path.isdir(self._sys):
             raise SysfsRootMissing(root=os.fspath(self.root))
+        # Devices are found only through bus/ and class/: without both, a scan
+        # would report an empty host where it read nothing at all.
+        if not (os.path.isdir(f"{self._sys}/bus") or os.path.isdir(f"{self._sys}/class")):
+            raise NotASysfsTree(root=os.fspath(self.root))
         self._uevent_seen: dict[str, bool] = {}
         self._has_udev_db = True
 
@@ -331,6 +468,22 @@ class SysfsTreeSource:
         subsystem = expected_subsystem or self._subsystem(sys_path)
         if subsystem is None:
             return None
+        problems: dict[str, str] = {}
+        if isinstance(raw_uevent, _Refused):
+            # Not a device one can read; keep it, with the reason, so that
+            # discovery warns about it rather than losing it without a word.
+            problems["uevent"] = str(raw_uevent)
+            return _make_record(
+                sys_path=sys_path,
+                subsystem=subsystem,
+                devtype=None,
+                properties={"SUBSYSTEM": subsystem},
+                attributes={},
+                device_dir=device_dir,
+                spec=None,
+                parent=_nearest_parent(sys_path, self._has_uevent),
+                problems=problems,
+            )
         uevent = _parse_uevent(raw_uevent)
         sys_name = sys_path.rsplit("/", 1)[1]
         devtype = uevent.get("DEVTYPE")
@@ -343,11 +496,15 @@ class SysfsTreeSource:
         if devname is not None and not devname.startswith("/"):
             properties["DEVNAME"] = f"/dev/{devname}"
         raw_db = (
-            _read_bytes(f"{self._udev_db}/{_db_id(subsystem, sys_name, uevent)}")
+            _read_bytes(
+                f"{self._udev_db}/{_db_id(subsystem, sys_name, uevent)}", limit=UDEV_DB_LIMIT
+            )
             if self._has_udev_db
             else None
         )
-        if raw_db is not None:
+        if isinstance(raw_db, _Refused):
+            problems["udev database entry"] = str(raw_db)
+        elif raw_db is not None:
             for line in raw_db.decode("utf-8", "surrogateescape").splitlines():
                 if line.startswith("E:"):
                     key, sep, value = line[2:].partition("=")
@@ -358,21 +515,26 @@ class SysfsTreeSource:
             subsystem=subsystem,
             devtype=devtype,
             properties=properties,
-            attributes=self._text_attributes(dir_fd, spec),
+            attributes=_read_text_attributes(
+                device_dir, spec.attributes if spec else (), problems, dir_fd
+            ),
             device_dir=device_dir,
             spec=spec,
             parent=_nearest_parent(sys_path, self._has_uevent),
+            problems=problems,
             dir_fd=dir_fd,
         )
 
-    @staticmethod
-    def _text_attributes(dir_fd: int, spec: WantedSpec | None) -> dict[str, str]:
-        result: dict[str, str] = {}
-        for name in spec.attributes if spec else ():
-            raw = _read_bytes(name, dir_fd)
-            if raw is not None:
-                result[name] = decode_text_attribute(raw)
-        return result
+
+def _escape_map(
+    items: Iterable[tuple[str, str]], what: str, problems: dict[str, str]
+) -> Iterator[tuple[str, str]]:
+    for raw_key, raw_value in items:
+        key, bad_key = escape_host_text(raw_key)
+        value, bad_value = escape_host_text(raw_value)
+        if bad_key or bad_value:
+            problems.setdefault(f"{what} {key}", _ESCAPED)
+        yield key, value
 
 
 def _make_record(
@@ -385,22 +547,47 @@ def _make_record(
     device_dir: str,
     spec: WantedSpec | None,
     parent: str | None,
+    problems: dict[str, str],
     dir_fd: int | None = None,
 ) -> DeviceRecord:
+    # Both sources build records here: every str that came from the OS is made
+    # valid UTF-8 (attribute values already are, see _read_text_attributes).
+    binary = _read_binary_attributes(
+        device_dir, spec.binary_attributes if spec else (), problems, dir_fd
+    )
+    links = FrozenMap(
+        _escape_map(
+            _read_links(device_dir, sys_path, spec.link_dirs if spec else ()).items(),
+            "link",
+            problems,
+        )
+    )
+    clean_path, bad_path = escape_host_text(sys_path)
+    if bad_path:
+        problems["sys_path"] = _ESCAPED
+    clean_parent = None if parent is None else escape_host_text(parent)[0]
+    clean_devtype = None if devtype is None else escape_host_text(devtype)[0]
     return DeviceRecord(
-        sys_path=sys_path,
-        subsystem=subsystem,
-        devtype=devtype,
-        sys_name=sys_path.rsplit("/", 1)[1],
+        sys_path=clean_path,
+        subsystem=escape_host_text(subsystem)[0],
+        devtype=clean_devtype,
+        sys_name=clean_path.rsplit("/", 1)[1],
         properties=FrozenMap(
-            (key, value) for key, value in properties.items() if key not in SYNTHESIZED_PROPERTIES
+            _escape_map(
+                (
+                    (key, value)
+                    for key, value in properties.items()
+                    if key not in SYNTHESIZED_PROPERTIES
+                ),
+                "property",
+                problems,
+            )
         ),
         attributes=FrozenMap(attributes),
-        binary_attributes=_read_binary_attributes(
-            device_dir, spec.binary_attributes if spec else (), dir_fd
-        ),
-        parent=parent,
-        links=_read_links(device_dir, sys_path, spec.link_dirs if spec else ()),
+        binary_attributes=binary,
+        parent=clean_parent,
+        links=links,
+        problems=FrozenMap(problems),
     )
 
 
@@ -495,22 +682,41 @@ class PyudevSource:
         spec = spec_for(subsystem, devtype, str(device.sys_name))
         if spec is None and wanted_only:
             return None
-        attributes: dict[str, str] = {}
-        for name in spec.attributes if spec else ():
-            raw = device.attributes.get(name)
-            if raw is not None:
-                attributes[name] = decode_text_attribute(bytes(raw))
+        device_dir = self._sys + sys_path
+        problems: dict[str, str] = {}
+        # Text attributes are read from the file, as SysfsTreeSource does, not
+        # through libudev: libudev would open a FIFO and block, and read any size.
+        attributes = _read_text_attributes(device_dir, spec.attributes if spec else (), problems)
         parent = device.parent
         return _make_record(
             sys_path=sys_path,
             subsystem=subsystem,
             devtype=devtype,
-            properties={str(key): str(value) for key, value in device.properties.items()},
+            properties=_raw_properties(device),
             attributes=attributes,
-            device_dir=self._sys + sys_path,
+            device_dir=device_dir,
             spec=spec,
             parent=None if parent is None else str(parent.sys_path)[len(self._sys) :],
+            problems=problems,
         )
+
+
+def _raw_properties(device: pyudev.Device) -> dict[str, str]:
+    """A device's properties decoded like the sysfs source's (pyudev's own
+    ``device.properties`` raises ``UnicodeDecodeError`` on bytes that are not UTF-8)."""
+    try:
+        from pyudev._util import udev_list_iterate
+
+        libudev = device._libudev
+        entry = libudev.udev_device_get_properties_list_entry(device)
+        return {
+            bytes(name).decode("utf-8", "surrogateescape"): bytes(value or b"").decode(
+                "utf-8", "surrogateescape"
+            )
+            for name, value in udev_list_iterate(libudev, entry)
+        }
+    except (ImportError, AttributeError):  # pragma: no cover - another pyudev
+        return {str(key): str(value) for key, value in device.properties.items()}
 
 
 SOURCE_KINDS = ("sysfs", "pyudev")

@@ -35,6 +35,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from tracker.exceptions import HostError, PreloadLibraryMissing, TestbedError
 from tracker.host.executor import CommandExecutor, CommandResult
@@ -57,10 +58,14 @@ __all__ = [
     "Testbed",
     "find_preload_library",
     "preload_environment",
+    "require_lsscsi",
+    "require_no_udevd",
+    "require_preload_library",
     "run_lsscsi",
     "run_under_preload",
     "sd_devnum",
     "sd_name",
+    "unavailable",
 ]
 
 #: File name of umockdev's preload library.
@@ -885,6 +890,68 @@ class Testbed:
 
 
 # --- running things against a testbed ---------------------------------------------
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Give up on the calling test because something optional is missing.
+
+    The one rule for every test that needs a system tool (umockdev, lsscsi)
+    or a quiet host: skip with ``reason`` on a developer's machine, fail
+    under ``CI=true`` (see :func:`tracker.testing.databases.required`),
+    where everything must run.
+
+    :param reason: what is missing and which Debian package provides it.
+    :raises pytest.skip.Exception: outside CI.
+    :raises pytest.fail.Exception: under ``CI=true``.
+    """
+    import pytest
+
+    from tracker.testing.databases import required
+
+    if required():
+        pytest.fail(f"CI=true requires this test to run, but: {reason}")
+    pytest.skip(reason)
+
+
+def require_lsscsi() -> str:
+    """Find ``lsscsi`` for a test, or give up as :func:`unavailable` says.
+
+    :returns: the program's path.
+    :raises pytest.skip.Exception: when it is missing (``pytest.fail`` under CI).
+    """
+    path = shutil.which("lsscsi")
+    if path is None:
+        unavailable("lsscsi is not installed (Debian package 'lsscsi')")
+    return path
+
+
+def require_preload_library() -> Path:
+    """Find umockdev's preload library for a test, or give up as
+    :func:`unavailable` says.
+
+    :returns: the library's path.
+    :raises pytest.skip.Exception: when it is missing (``pytest.fail`` under CI).
+    """
+    from tracker.host.executor import SubprocessExecutor
+
+    try:
+        return find_preload_library(SubprocessExecutor())
+    except PreloadLibraryMissing as error:
+        unavailable(str(error))
+
+
+def require_no_udevd(udev_data: Path = Path("/run/udev/data")) -> None:
+    """Give up (as :func:`unavailable` says) when udevd keeps SCSI disk entries here.
+
+    The preload does not redirect ``/run``: libudev would mix the real
+    ``b8:*`` entries into a testbed's records.
+
+    :param udev_data: the udev database directory to look at.
+    :raises pytest.skip.Exception: when such an entry exists (``pytest.fail``
+        under CI).
+    """
+    for marker in udev_data.glob("b8:*"):
+        unavailable(f"udevd keeps {marker} here; libudev would mix it into testbed records")
 
 
 def find_preload_library(executor: CommandExecutor | None = None) -> Path:

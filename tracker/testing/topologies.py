@@ -3,7 +3,7 @@
 Each builder writes one host layout into a testbed and returns a
 :class:`Topology` describing what it put there. Builders share one signature,
 ``builder(testbed, vectors) -> Topology`` (see :data:`TOPOLOGIES`), where
-``vectors`` are the real VPD pages of ``/work/shared/data/vpd`` loaded with
+``vectors`` are the real VPD pages of ``tests/data/vpd`` (in the repository) loaded with
 :func:`load_vpd_vectors`; builders that need none accept ``None``.
 
 LUN identities are consistent the way a real host's are: the kernel's

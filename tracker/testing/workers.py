@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import time
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
@@ -172,3 +173,196 @@ def run_concurrently(
     with context.Pool(len(arguments)) as pool:
         pending = [pool.apply_async(function, args) for args in arguments]
         return [job.get(timeout=timeout) for job in pending]
+
+
+# --- stress: many processes on shared rows ------------------------------------
+
+
+def _outcome(counts: dict[str, int], label: str) -> None:
+    counts[label] = counts.get(label, 0) + 1
+
+
+def _classify_failure(exc: BaseException) -> str:
+    """``"<TypeName>"`` for a tracker error, ``"UNTYPED <TypeName>: ..."`` otherwise."""
+    if isinstance(exc, exceptions.TrackerError):
+        return type(exc).__name__
+    first_line = (str(exc).splitlines() or [""])[0][:200]
+    return f"UNTYPED {type(exc).__module__}.{type(exc).__name__}: {first_line}"
+
+
+class _Churner:
+    """One worker of :func:`churn`: its objects and what it counted."""
+
+    def __init__(self, store: Store, backend_name: str, worker: int, volume_id: str) -> None:
+        self.store = store
+        self.worker = worker
+        self.host = f"h{worker}"
+        self.backend = Backend.load(store, backend_name)
+        self.volume = self.backend.get_volume(volume_id)
+        self.volume.connections  # noqa: B018  (loaded, so refresh() reloads them)
+        self.saves = 0
+        self.counts: dict[str, int] = {}
+
+    def connect(self) -> None:
+        self.volume.connect({"host": self.host}, protocol="iscsi")
+
+    def disconnect(self) -> bool:
+        mine = [c for c in self.volume.connections if c.host == self.host]
+        if not mine:
+            return False
+        mine[0].disconnect()
+        return True
+
+    def save(self) -> None:
+        self.volume.metadata[f"w{self.worker}"] = self.saves + 1
+        try:
+            self.volume.save()
+        except Exception:
+            self.volume.metadata[f"w{self.worker}"] = self.saves
+            raise
+        self.saves += 1
+
+    def scratch(self, wwn: str | None, connect: bool) -> None:
+        scratch = self.backend.create_volume(1, status="available", wwn=wwn)
+        try:
+            if connect:
+                scratch.connect({"host": self.host}).disconnect()
+        finally:
+            scratch.delete()
+
+    def run(self, operation: str, work: Any) -> None:
+        try:
+            done = work()
+            _outcome(self.counts, f"{'skipped' if done is False else 'ok'} {operation}")
+        except Exception as exc:  # counted by type; the tests assert on them
+            _outcome(self.counts, _classify_failure(exc))
+            try:
+                self.volume.refresh()
+            except Exception as again:
+                _outcome(self.counts, _classify_failure(again))
+
+
+def churn(
+    url: str,
+    backend_name: str,
+    worker: int,
+    shared_volume_id: str,
+    wwn: str | None,
+    sysfs_root: str | None,
+    seconds: float,
+    seed: int,
+) -> dict[str, int]:
+    """Hammer a store as one of several services would, for ``seconds``.
+
+    Operations, picked at random: connect the shared volume to this worker's
+    host, disconnect this worker's connection of it, save this worker's key in
+    its metadata (``metadata["w<worker>"]`` = how many saves of this worker
+    landed), create a scratch volume with ``wwn`` and delete it, and (with a
+    ``sysfs_root``) reconcile that host tree as host ``host-<worker>``.
+
+    :returns: label -> count: ``ok <operation>`` for each success, the error
+        class name for each tracker error, ``UNTYPED ...`` for anything else,
+        and ``saves landed``.
+    """
+    import random
+    from pathlib import Path
+
+    from tracker.discovery.discover import discover
+    from tracker.host.sources import SysfsTreeSource
+    from tracker.reconcile import reconcile
+
+    rng = random.Random(seed)  # noqa: S311  (a test schedule, not a secret)
+    store = Store(url, auto_upgrade="never")
+    try:
+        churner = _Churner(store, backend_name, worker, shared_volume_id)
+        operations: dict[str, Any] = {
+            "connect": churner.connect,
+            "disconnect": churner.disconnect,
+            "save": churner.save,
+            "scratch": lambda: churner.scratch(wwn, rng.random() < 0.5),
+        }
+        if sysfs_root is not None:
+            state = discover(SysfsTreeSource(Path(sysfs_root)).scan(), f"host-{worker}")
+            operations["reconcile"] = lambda: reconcile(store, state)
+        names = sorted(operations)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            name = rng.choice(names)
+            churner.run(name, operations[name])
+    finally:
+        store.dispose()
+    churner.counts["saves landed"] = churner.saves
+    return churner.counts
+
+
+def flip_volume(
+    url: str, backend_name: str, volume_id: str, stop: Any, started: Any
+) -> dict[str, int]:
+    """Flip a volume between ``available`` and ``in-use`` until ``stop`` is set.
+
+    Each flip is one transaction: connect (a connection row appears and the
+    volume becomes ``in-use``) or disconnect (it goes and the volume is
+    ``available`` again).
+
+    :param stop: a multiprocessing Event that ends the loop.
+    :param started: an Event set once the first flip committed.
+    :returns: label -> count, as :func:`churn`.
+    """
+    counts: dict[str, int] = {}
+    store = Store(url, auto_upgrade="never")
+    try:
+        volume = Backend.load(store, backend_name).get_volume(volume_id)
+        while not stop.is_set():
+            try:
+                if volume.connections:
+                    volume.connections[0].disconnect()
+                    _outcome(counts, "ok disconnect")
+                else:
+                    volume.connect({"host": "flipper"})
+                    _outcome(counts, "ok connect")
+                started.set()
+            except Exception as exc:
+                _outcome(counts, _classify_failure(exc))
+                volume.refresh()
+    finally:
+        started.set()
+        store.dispose()
+    return counts
+
+
+class Background:
+    """Run ``function(*args, stop, started)`` in a spawned process while a block runs.
+
+    ``with Background(f, a, b) as job:`` waits until the child sets ``started``;
+    leaving the block sets ``stop`` and collects the result as ``job.result``.
+    """
+
+    def __init__(self, function: Any, *args: Any, timeout: float = 120) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop = context.Event()
+        self._started = context.Event()
+        self._results = context.Queue()
+        self._timeout = timeout
+        self.result: Any = None
+        self._process = context.Process(
+            target=_call, args=(function, (*args, self._stop, self._started), self._results)
+        )
+
+    def __enter__(self) -> Background:
+        self._process.start()
+        if not self._started.wait(self._timeout):
+            self._process.kill()
+            raise TimeoutError("the background process did not start in time")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        try:
+            outcome, value = self._results.get(timeout=self._timeout)
+        finally:
+            self._process.join(timeout=30)
+            if self._process.is_alive():
+                self._process.kill()
+        if outcome == "error":
+            raise value
+        self.result = value
