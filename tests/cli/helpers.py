@@ -7,6 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.pool import NullPool
+
 from tracker.resources import Backend
 
 
@@ -39,3 +42,12 @@ class Tracked:
     volumes: dict[str, Any]
     snapshots: dict[str, Any]
     connections: dict[str, Any]
+
+
+def tables_of(url: str) -> set[str]:
+    """:returns: the names of the tables in the database at ``url`` (read, nothing made)."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from tracker import exceptions
@@ -13,17 +13,9 @@ from tracker.db.store import Store, display_url
 from tracker.resources import Backend
 from tracker.testing.databases import ThrowawayDatabase
 
-from .helpers import Cli, Tracked, url_of
+from .helpers import Cli, Tracked, tables_of, url_of
 
 HEAD = migrate.script_directory().get_current_head()
-
-
-def _tables(url: str) -> set[str]:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 def _execute(url: str, *statements: str) -> None:
@@ -71,7 +63,7 @@ def test_current_on_a_fresh_store(cli: Cli, fresh_database: ThrowawayDatabase) -
     assert "state:    behind" in text_run.out
     assert "tracker db upgrade" in text_run.out
     # looking did not migrate anything, not even on SQLite
-    assert "alembic_version" not in _tables(url)
+    assert "alembic_version" not in tables_of(url)
 
 
 def test_upgrade_downgrade_round_trip(cli: Cli, fresh_database: ThrowawayDatabase) -> None:
@@ -79,7 +71,7 @@ def test_upgrade_downgrade_round_trip(cli: Cli, fresh_database: ThrowawayDatabas
     up = cli("db", "upgrade", "--database-url", url)
     assert up.code == 0, up.err
     assert up.out.strip() == f"upgraded store {display_url(url)} from <empty> to {HEAD}"
-    assert {"backends", "volumes", "snapshots", "connections"} <= _tables(url)
+    assert {"backends", "volumes", "snapshots", "connections"} <= tables_of(url)
     assert cli("db", "current", "--json", "--database-url", url).json()["state"] == "current"
     again = cli("db", "upgrade", "head", "--database-url", url)
     assert again.code == 0
@@ -88,7 +80,7 @@ def test_upgrade_downgrade_round_trip(cli: Cli, fresh_database: ThrowawayDatabas
     down = cli("db", "downgrade", "base", "--database-url", url)  # empty: nothing to lose
     assert down.code == 0, down.err
     assert down.out.strip() == f"downgraded store {display_url(url)} from {HEAD} to <empty>"
-    assert not {"backends", "volumes", "snapshots", "connections"} & _tables(url)
+    assert not {"backends", "volumes", "snapshots", "connections"} & tables_of(url)
     assert cli("db", "current", "--json", "--database-url", url).json()["current"] is None
 
     up_again = cli("db", "upgrade", "--database-url", url)
@@ -181,7 +173,7 @@ def test_status_on_an_empty_store(cli: Cli, fresh_database: ThrowawayDatabase) -
     assert run.code == 1
     assert "run `tracker db upgrade`" in run.err
     assert run.err.count("\n") == 1
-    assert _tables(url) == set()
+    assert tables_of(url) == set()
 
 
 def test_status_on_a_store_behind_upgrades_sqlite_only(

@@ -6,12 +6,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
-from sqlalchemy.pool import NullPool
 
 from tracker.testing.databases import ThrowawayDatabase
 
-from .helpers import Cli, url_of
+from .helpers import Cli, tables_of, url_of
 
 READ_ONLY = [
     ["status"],
@@ -23,14 +21,6 @@ READ_ONLY = [
     ["journal"],
     ["dump"],
 ]
-
-
-def _tables(url: str) -> set[str]:
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
@@ -64,7 +54,7 @@ def test_an_empty_database_is_given_no_schema(
     else:
         assert run.code == 1
         assert "`tracker db upgrade`" in run.err
-    assert _tables(url) == set()
+    assert tables_of(url) == set()
 
 
 def test_the_default_store_is_created_by_a_write_not_by_a_read(
