@@ -9,6 +9,7 @@ import argparse
 import gc
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -175,6 +176,63 @@ def interleaved(
             if between is not None:
                 between()
     return statistics.median(tracked_times), statistics.median(baseline_times), result
+
+
+@dataclass(frozen=True, slots=True)
+class Alternated:
+    """Wall times of two commands run as whole processes, turn by turn.
+
+    :ivar tracked: seconds of each timed run of the tracked command.
+    :ivar baseline: seconds of the baseline run right after each of those.
+    """
+
+    tracked: tuple[float, ...]
+    baseline: tuple[float, ...]
+
+    @property
+    def ratio(self) -> float:
+        """:returns: the median of the per-round ratios (each run against its own
+        baseline run, so a slow moment of the machine hits both sides alike)."""
+        return statistics.median(t / b for t, b in zip(self.tracked, self.baseline, strict=True))
+
+
+def run_process(argv: list[str], env: dict[str, str] | None = None) -> float:
+    """Run one command to its end, its output discarded.
+
+    :returns: its wall time in seconds.
+    :raises subprocess.CalledProcessError: it failed.
+    """
+    start = time.perf_counter()
+    subprocess.run(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, check=True, timeout=900
+    )
+    return time.perf_counter() - start
+
+
+def alternated(
+    tracked: Callable[[], float],
+    baseline: Callable[[], float],
+    repeat: int,
+    before: Callable[[], None] | None = None,
+) -> Alternated:
+    """Time two commands in alternation, run by run, after one untimed round.
+
+    :param tracked: runs the tracked command, returns its seconds (:func:`run_process`).
+    :param baseline: the same for the baseline.
+    :param before: untimed, before every run of ``tracked`` (emptying the store).
+    :returns: the timings.
+    """
+    tracked_times: list[float] = []
+    baseline_times: list[float] = []
+    for index in range(repeat + 1):
+        if before is not None:
+            before()
+        tracked_seconds = tracked()
+        baseline_seconds = baseline()
+        if index:  # the first round warms the page cache and the database up
+            tracked_times.append(tracked_seconds)
+            baseline_times.append(baseline_seconds)
+    return Alternated(tuple(tracked_times), tuple(baseline_times))
 
 
 def figure(

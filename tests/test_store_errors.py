@@ -128,3 +128,26 @@ def test_the_retry_gives_up_after_its_attempts(store: Store, dialect: str) -> No
         store.run_write(always_collides, "give up")
     assert len(calls) == 3
     assert raised.value.attempts == 3 and raised.value.operation == "give up"
+
+
+def _lost_connection(dialect: str) -> Exception:
+    """The driver's own "server gone" error, as it escapes while a connection is set up."""
+    if dialect == "postgresql":
+        import psycopg
+
+        return psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+    if dialect == "mariadb":
+        import pymysql
+
+        return pymysql.err.OperationalError(2013, "Lost connection to server during query")
+    raise AssertionError(f"no server to lose on {dialect}")
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mariadb"])
+def test_a_raw_driver_error_is_classified_too(store: Store, dialect: str) -> None:
+    """SQLAlchemy leaves driver errors raised while it sets up a connection unwrapped."""
+    raw = _lost_connection(dialect)
+    with pytest.raises(exceptions.StoreUnavailable) as raised, store.read():
+        raise raw
+    assert raised.value.__cause__ is not None
+    assert "Background on this error" not in str(raised.value)

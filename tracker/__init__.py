@@ -11,11 +11,16 @@ Typical use in a REPL::
 
 from __future__ import annotations
 
-from tracker.db.store import Store
+import importlib
+from typing import TYPE_CHECKING
+
 from tracker.exceptions import TrackerError
-from tracker.report import StatusReport, status
-from tracker.resources import Backend, Connection, Snapshot, Volume, VolumeSpec
-from tracker.serialization import dump, dumps, load
+
+if TYPE_CHECKING:
+    from tracker.db.store import Store
+    from tracker.report import StatusReport, status
+    from tracker.resources import Backend, Connection, Snapshot, Volume, VolumeSpec
+    from tracker.serialization import dump, dumps, load
 
 __all__ = [
     "Backend",
@@ -35,6 +40,42 @@ __all__ = [
 
 __version__ = "0.1.0"
 
+#: The public names imported on first use, not with the package: ``tracker
+#: --help`` and the commands that never open a store do not pay for SQLAlchemy
+#: (see "Start-up" in docs/benchmarks.rst).
+_LAZY = {
+    "Backend": "tracker.resources",
+    "Connection": "tracker.resources",
+    "Snapshot": "tracker.resources",
+    "Volume": "tracker.resources",
+    "VolumeSpec": "tracker.resources",
+    "Store": "tracker.db.store",
+    "StatusReport": "tracker.report",
+    "status": "tracker.report",
+    "dump": "tracker.serialization",
+    "dumps": "tracker.serialization",
+    "load": "tracker.serialization",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name on first use (PEP 562).
+
+    :returns: the object ``name`` stands for.
+    :raises AttributeError: ``name`` is not a public name of the package.
+    """
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tracker' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """:returns: the package's names, the lazy ones included."""
+    return sorted(set(globals()) | set(_LAZY))
+
 
 def open_store(
     url: str | None = None, *, config_files: list[str] | None = None, **kwargs: object
@@ -48,11 +89,13 @@ def open_store(
     :returns: the open store.
     :raises tracker.exceptions.StoreError: as :class:`~tracker.db.store.Store`.
     """
-    if url is not None:
-        return Store(url, **kwargs)  # type: ignore[arg-type]
     from oslo_config import cfg
 
     from tracker import opts
+    from tracker.db.store import Store
+
+    if url is not None:
+        return Store(url, **kwargs)  # type: ignore[arg-type]
 
     conf = cfg.ConfigOpts()
     opts.register_opts(conf)

@@ -496,6 +496,58 @@ class StoreQueryFailed(StoreError):
         super().__init__(url, f"database error {code}", operation=operation, code=code)
 
 
+# --- tracker watch ---
+
+
+class StoreLost(StoreUnavailable):
+    """``tracker watch`` could not reach the store for longer than its grace period.
+
+    :ivar grace_period: the seconds it kept retrying.
+    :ivar exit_code: the ``tracker watch`` exit status for it (6).
+    """
+
+    template = (
+        "store {url} unreachable for more than {grace_period:g} s ({reason}); "
+        "tracker watch gives up: restart it once the store is back"
+    )
+    exit_code: ClassVar[int] = 6
+
+    def __init__(self, url: str, reason: str, grace_period: float) -> None:
+        self.grace_period = grace_period
+        StoreError.__init__(self, url, reason, grace_period=grace_period)
+
+
+class HostAlreadyWatched(TrackerError):
+    """Another ``tracker watch`` holds the host's lease: it alone writes the host's rows.
+
+    :ivar host_name: the host.
+    :ivar owner: the holder (``host/pid/uuid``).
+    :ivar expires_at: when its lease lapses unless renewed (ISO 8601, UTC).
+    :ivar exit_code: the ``tracker watch`` exit status for it (7).
+    """
+
+    template = (
+        "host {host_name} is already watched by {owner} (lease until {expires_at}); "
+        "stop that watcher, or pass --wait to take over when its lease ends"
+    )
+    exit_code: ClassVar[int] = 7
+
+    def __init__(self, host_name: str, owner: str, expires_at: str) -> None:
+        self.host_name = host_name
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(host_name=host_name, owner=owner, expires_at=expires_at)
+
+
+class LeaseLost(HostAlreadyWatched):
+    """This watcher's lease lapsed and another watcher took the host; it stops writing."""
+
+    template = (
+        "lost the lease of host {host_name} to {owner} (lease until {expires_at}): "
+        "another tracker watch now writes this host; stopping"
+    )
+
+
 # --- host ---
 
 
@@ -583,6 +635,63 @@ class NotASysfsTree(SysfsRootMissing):
         HostError.__init__(self, root=root, sys_dir=f"{root.rstrip('/')}/sys")
 
 
+class EventSourceError(HostError):
+    """A device event source cannot be started or read.
+
+    :ivar source: which source (``"udev netlink"``, ``"in-memory"``).
+    :ivar reason: what went wrong (an errno name and text, never a traceback).
+    """
+
+    template = "device event source {source}: {reason}"
+
+    def __init__(self, source: str, reason: str, **extra: object) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(source=source, reason=reason, **extra)
+
+
+class EventsLost(EventSourceError):
+    """Device events were dropped before they were read (a netlink ``ENOBUFS``):
+    what the caller knows of the host may be stale, it must resynchronise with a
+    full scan. The source itself stays usable.
+
+    :ivar source: which source.
+    :ivar reason: how the loss was noticed.
+    """
+
+    template = "device event source {source} lost events ({reason}); resynchronise with a full scan"
+
+
+class ScanFileMissing(HostError):
+    """A SCSI host has no ``scan`` file to write a rescan request to.
+
+    :ivar host: the host number (``None`` when no SCSI host exists at all).
+    :ivar path: the file that was looked for.
+    """
+
+    template = "cannot rescan: {path} does not exist{detail}"
+
+    def __init__(self, host: int | None, path: str) -> None:
+        self.host = host
+        self.path = path
+        detail = "" if host is None else f" (is host{host} present?)"
+        super().__init__(host=host, path=path, detail=detail)
+
+
+class RescanFailed(HostError):
+    """Writing a rescan request to one or more ``scan`` files failed. Every
+    host was still tried; nothing was deleted.
+
+    :ivar failures: one text per failed host (``host3: ENXIO (...)``).
+    """
+
+    template = "SCSI rescan failed: {failures_text}"
+
+    def __init__(self, failures: Sequence[str]) -> None:
+        self.failures = tuple(failures)
+        super().__init__(failures_text="; ".join(self.failures))
+
+
 class CaptureLimitExceeded(HostError):
     """A sysfs capture grew past its size or time bound; nothing was written.
 
@@ -627,3 +736,22 @@ class TestbedError(HostError):
         self.what = what
         self.reason = reason
         super().__init__(what=what, reason=reason)
+
+
+class UeventNotDelivered(HostError):
+    """A testbed's uevent could not be sent to one of its monitors' sockets.
+
+    :ivar action: the event's action (``"add"``).
+    :ivar sys_path: the device path of the event.
+    :ivar socket: the monitor's socket (``<testbed>/event3``).
+    :ivar reason: why (an errno name and text, or a timeout).
+    """
+
+    template = "testbed: uevent {action} {sys_path} not delivered to {socket}: {reason}"
+
+    def __init__(self, action: str, sys_path: str, socket: str, reason: str) -> None:
+        self.action = action
+        self.sys_path = sys_path
+        self.socket = socket
+        self.reason = reason
+        super().__init__(action=action, sys_path=sys_path, socket=socket, reason=reason)

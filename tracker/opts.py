@@ -103,6 +103,64 @@ discovery_opts = [
 ]
 
 
+watch_group = cfg.OptGroup(
+    "watch",
+    title="tracker watch",
+    help="How the `tracker watch` service applies device events and outlives outages.",
+)
+
+watch_opts = [
+    cfg.FloatOpt(
+        "resync_interval",
+        default=3600.0,
+        min=1.0,
+        help=(
+            "Seconds between periodic full resyncs (a full scan and reconcile), the "
+            "safety net against events the kernel or udev never delivered."
+        ),
+    ),
+    cfg.FloatOpt(
+        "window",
+        default=0.05,
+        min=0.0,
+        help=(
+            "Seconds events are gathered into one batch after the first one arrives; "
+            "a burst (an array mapped at once) is applied in a few transactions."
+        ),
+    ),
+    cfg.IntOpt(
+        "max_batch",
+        default=5000,
+        min=1,
+        help="The most events applied in one batch (one transaction).",
+    ),
+    cfg.FloatOpt(
+        "grace_period",
+        default=300.0,
+        min=0.0,
+        help=(
+            "Seconds the store may stay unreachable (retried with growing pauses) "
+            "before `tracker watch` exits with status 6."
+        ),
+    ),
+    cfg.FloatOpt(
+        "lease_ttl",
+        default=30.0,
+        min=1.0,
+        help=(
+            "Seconds a watcher's lease on its host lasts without renewal. A watcher "
+            "killed without cleaning up blocks another one for at most this long."
+        ),
+    ),
+    cfg.FloatOpt(
+        "lease_renew",
+        default=10.0,
+        min=0.1,
+        help="Seconds between lease renewals; must be less than lease_ttl.",
+    ),
+]
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register tracker's options on ``conf``.
 
@@ -113,11 +171,17 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(database_opts, group=database_group)
     conf.register_group(discovery_group)
     conf.register_opts(discovery_opts, group=discovery_group)
+    conf.register_group(watch_group)
+    conf.register_opts(watch_opts, group=watch_group)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
     """:returns: every option of tracker, grouped, for oslo-config-generator."""
-    return [(database_group, list(database_opts)), (discovery_group, list(discovery_opts))]
+    return [
+        (database_group, list(database_opts)),
+        (discovery_group, list(discovery_opts)),
+        (watch_group, list(watch_opts)),
+    ]
 
 
 def default_host_name() -> str:

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tracker import exceptions, validation
-from tracker.db import models, repository
+from tracker.db import models, observed, repository
 from tracker.db.store import Store
 
 T = TypeVar("T")
@@ -339,33 +339,27 @@ class MultipathDevice:
         return f"/dev/mapper/{self.name}" if self.name else f"/dev/{self.block_name}"
 
 
-def _host_device(row: Row[Any]) -> HostDevice:
-    if row.transport == "fc":
-        target = row.target_wwpn
-    elif row.transport == "iscsi":
-        target = f"{row.target_iqn} @ {row.target_portal}"
-    else:
-        target = None
+def _host_device(record: observed.ScsiDeviceRecord) -> HostDevice:
     return HostDevice(
-        row.host_name,
-        row.hctl,
-        row.block_name,
-        row.state,
-        row.wwid,
-        row.serial,
-        row.transport,
-        target,
-        row.size_bytes,
+        record.host_name,
+        record.hctl,
+        record.block_name,
+        record.state,
+        record.wwid,
+        record.serial,
+        record.transport,
+        record.target_text,
+        record.size_bytes,
     )
 
 
-def _multipath_device(row: Row[Any]) -> MultipathDevice:
+def _multipath_device(record: observed.MultipathMapRecord) -> MultipathDevice:
     return MultipathDevice(
-        row.host_name,
-        row.name,
-        row.wwid,
-        row.block_name,
-        tuple((p["block_name"], p["state"]) for p in row.paths),
+        record.host_name,
+        record.name,
+        record.wwid,
+        record.block_name,
+        tuple((p.block_name, p.state) for p in record.paths),
     )
 
 
@@ -834,9 +828,10 @@ def _insert_refusal(
 def _read_observed(
     session: Session, volume_id: str
 ) -> tuple[tuple[HostDevice, ...], tuple[MultipathDevice, ...]]:
+    paths = observed.read_volume(session, volume_id)
     return (
-        tuple(_host_device(r) for r in repository.observed_devices_of(session, volume_id)),
-        tuple(_multipath_device(r) for r in repository.observed_maps_of(session, volume_id)),
+        tuple(_host_device(r) for r in paths.devices),
+        tuple(_multipath_device(r) for r in paths.maps),
     )
 
 

@@ -135,6 +135,8 @@ def test_example_host_remote_side(example_records: list[DeviceRecord]) -> None:
             current_portal=portal,
             state="LOGGED_IN",
             iface="default",
+            persistent_address="192.0.2.10",
+            persistent_port=3260,
         ),
     )
     assert state.fc_remote_ports[0].name == "rport-0:0-0"

@@ -53,11 +53,17 @@ def test_capture_does_not_follow_links_out_of_the_tree(testbed: Testbed, tmp_pat
     (device / "size").unlink()
     (device / "size").symlink_to(secret)
     os.symlink(tmp_path, testbed.sys_dir / "class" / "fc_host" / "evil")
+    os.symlink(secret, testbed.root / "dev" / "disk" / "by-id" / "evil-secret")
+    os.symlink("../../../../evil", testbed.root / "dev" / "disk" / "by-path" / "evil-up")
     archive = tmp_path / "host.tar.gz"
     capture(testbed.root, archive)
     with tarfile.open(archive) as tar:
         for member in tar:
-            assert member.name.startswith(("sys/", "run/udev/data/"))
+            assert member.name.startswith(
+                ("sys/", "run/udev/data/", "dev/disk/by-id/", "dev/disk/by-path/")
+            )
+            if member.name.startswith("dev/"):  # udev links to captured disks only
+                assert member.issym() and member.linkname in {f"../../{d}" for d in testbed.disks}
             if member.isfile():
                 data = tar.extractfile(member)
                 assert data is not None and b"do not copy" not in data.read()

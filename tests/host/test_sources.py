@@ -52,8 +52,8 @@ def test_pyudev_and_sysfs_sources_agree(
         assert sorted(k for k in dm.links if k.startswith("slaves/")) == sorted(
             f"slaves/{p}" for p in mpath.paths
         )
-        for path in mpath.paths:
-            assert disks[path].links[f"holders/dm-{mpath.index}"] == dm.sys_path
+        for path in mpath.paths:  # holders/ is not read (tests/host/test_scan_reads.py)
+            assert dict(disks[path].links) == {}
 
 
 def test_sources_implement_the_protocol(testbed: Testbed) -> None:

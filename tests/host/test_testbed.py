@@ -10,7 +10,7 @@ import pytest
 from tracker.exceptions import PreloadLibraryMissing, TestbedError
 from tracker.host.executor import CommandResult
 from tracker.host.sources import SysfsTreeSource
-from tracker.testing import testbed as testbed_module
+from tracker.testing import umockdev as umockdev_module
 from tracker.testing.testbed import (
     FcHbaSpec,
     Hctl,
@@ -107,7 +107,7 @@ class _NoLdconfig:
 def test_missing_preload_library_names_the_package(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(testbed_module, "_MULTIARCH_DIRS", (str(tmp_path),))
+    monkeypatch.setattr(umockdev_module, "_MULTIARCH_DIRS", (str(tmp_path),))
     with pytest.raises(PreloadLibraryMissing) as caught:
         find_preload_library(_NoLdconfig())
     assert caught.value.package == "umockdev"

@@ -8,13 +8,16 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from tracker import exceptions, opts
-from tracker.db.store import Store, mask_password
 from tracker.exceptions import TrackerError
+
+if TYPE_CHECKING:
+    # Imported where used: the parser and ``--help`` must not load SQLAlchemy.
+    from tracker.db.store import Store
 
 #: A sub-command's handler: gets the parsed configuration, returns the exit code.
 Handler = Callable[[cfg.ConfigOpts], int]
@@ -197,6 +200,8 @@ def check_options(conf: cfg.ConfigOpts) -> None:
                         opt.type(raw)
                     except (ValueError, TypeError) as error:
                         reason = " ".join(str(error).split()) or reason
+                from tracker.db.store import mask_password
+
                 shown = mask_password(raw) if opt.secret and raw is not None else raw
                 where = f"[{group.name}] {opt.dest} in {source}"
                 if source.startswith("OS_"):
@@ -221,6 +226,8 @@ def opened_store(
         names where it came from (``--database-url``, a file, the environment).
     :raises tracker.exceptions.StoreError: as :class:`tracker.db.store.Store`.
     """
+    from tracker.db.store import Store
+
     source = connection_source(conf)
     url = database_url(conf)
     if url:

@@ -6,13 +6,16 @@ stores that are behind the code (to upgrade them) or ahead of it (to say so).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from tracker import exceptions
 from tracker.cli import common
-from tracker.db import migrate
+
+if TYPE_CHECKING:
+    # Imported by each handler: the parser must not load SQLAlchemy.
+    from tracker.db import migrate
 
 STATE_CURRENT = "current"
 STATE_BEHIND = "behind"
@@ -126,6 +129,8 @@ def run_current(conf: cfg.ConfigOpts) -> int:
     :returns: 0 current, 3 behind, 4 newer than this tracker (:func:`exit_status`).
     :raises tracker.exceptions.StoreError: the store cannot be reached.
     """
+    from tracker.db import migrate
+
     with common.opened_store(conf, check_schema=False, create=False) as store:
         state = migrate.schema_state(store)
         url = store.display_url
@@ -156,6 +161,8 @@ def run_current(conf: cfg.ConfigOpts) -> int:
 
 
 def _migrate(conf: cfg.ConfigOpts, action: str) -> int:
+    from tracker.db import migrate
+
     revision: str = common.arg(conf, "revision")
     losses: dict[str, int] = {}
     # Only an upgrade may create the store; a downgrade of a missing one is an error.
@@ -209,6 +216,8 @@ def run_history(conf: cfg.ConfigOpts) -> int:
     :returns: 0.
     :raises tracker.exceptions.MigrationError: the migrations are not installed.
     """
+    from tracker.db import migrate
+
     revisions = migrate.history()
     head = revisions[-1].revision if revisions else None
     if common.arg(conf, "json"):
@@ -238,6 +247,8 @@ def run_check(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.SchemaTooNew: a newer tracker migrated the store.
     :raises tracker.exceptions.StoreError: the store cannot be reached.
     """
+    from tracker.db import migrate
+
     with common.opened_store(conf, check_schema=False, create=False) as store:
         differences = migrate.check(store)
         revision = migrate.current(store)

@@ -6,7 +6,6 @@ from typing import Any
 
 from oslo_config import cfg
 
-from tracker import demo
 from tracker.cli import common
 
 
@@ -46,5 +45,7 @@ def run_demo(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.TrackerError: a step failed.
     :raises OSError: the working directory cannot be created.
     """
+    from tracker import demo
+
     demo.run(workdir=common.arg(conf, "workdir"), keep=bool(common.arg(conf, "keep")))
     return 0

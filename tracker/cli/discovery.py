@@ -19,23 +19,23 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
 
 from tracker import exceptions, opts
 from tracker.cli import common
-from tracker.discovery.discover import discover
-from tracker.discovery.model import DiscoveryWarning
-from tracker.host.capture import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_SECONDS,
-    capture,
-    open_capture,
-)
-from tracker.host.sources import DeviceSource, open_source
+from tracker.host.capture import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
+from tracker.hotpath import paused_gc
 from tracker.progress import ProgressLine
-from tracker.reconcile import JournalRecord, journal, observed_host, reconcile
+
+if TYPE_CHECKING:
+    # Imported by the handlers that use them: the parser and ``--help`` must
+    # not load SQLAlchemy (reconcile), pyudev or the discovery code.
+    from tracker.discovery.model import DiscoveryWarning
+    from tracker.host.executor import CommandExecutor
+    from tracker.host.sources import DeviceSource
+    from tracker.reconcile import JournalRecord
 
 #: What a reconcile's ``progress(phase, ...)`` phases are shown as.
 _PHASE_LABELS = {"compare": "reconciling compare", "write": "writing"}
@@ -108,7 +108,37 @@ def _register_discover(subparsers: Any) -> None:
         default=False,
         help="report what would change, write nothing",
     )
+    parser.add_argument(
+        "--rescan",
+        action="store_true",
+        default=False,
+        help=(
+            "first ask every SCSI host below the root to scan for new LUNs (and run "
+            "`iscsiadm -m session --rescan` when iSCSI sessions exist); never deletes a device"
+        ),
+    )
     common.add_json(parser)
+
+
+def rescan_executor() -> CommandExecutor:
+    """Build the executor ``tracker discover --rescan`` runs ``iscsiadm`` with.
+
+    :returns: a :class:`~tracker.host.executor.SubprocessExecutor` (tests replace
+        this factory).
+    :raises: nothing.
+    """
+    from tracker.host.executor import SubprocessExecutor
+
+    return SubprocessExecutor()
+
+
+def _rescan(conf: cfg.ConfigOpts) -> None:
+    if common.arg(conf, "from_capture") is not None:
+        raise common.CommandError("--rescan cannot be used with --from: a capture cannot rescan")
+    from tracker.host.rescan import Rescanner
+
+    root = Path(common.arg(conf, "root") or conf.discovery.root)
+    Rescanner(root, rescan_executor()).scan_all()
 
 
 def _register_host(subparsers: Any) -> None:
@@ -279,6 +309,8 @@ class _PhaseLine(ProgressLine):
 @contextmanager
 def _capture_source(path: str) -> Iterator[DeviceSource]:
     """Unpack a capture into a temporary directory, removed afterwards."""
+    from tracker.host.capture import open_capture
+
     with tempfile.TemporaryDirectory(prefix="tracker-capture-") as directory:
         try:
             source = open_capture(Path(path), Path(directory))
@@ -299,6 +331,8 @@ def _scan_source(conf: cfg.ConfigOpts) -> Iterator[tuple[DeviceSource, str]]:
         with _capture_source(capture_file) as source:
             yield source, f"capture {capture_file}"
         return
+    from tracker.host.sources import open_source
+
     kind: str = conf.discovery.source
     root = Path(common.arg(conf, "root") or conf.discovery.root)
     yield open_source(kind, root), f"{kind} {root}"
@@ -320,13 +354,24 @@ def run_discover(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.InvalidInput: the pyudev source with a root other
         than ``/``, or an unusable host name.
     :raises tracker.exceptions.StoreError: the store cannot be opened or written.
-    :raises tracker.cli.common.CommandError: the capture file is not readable.
+    :raises tracker.cli.common.CommandError: the capture file is not readable, or
+        ``--rescan`` with ``--from``.
+    :raises tracker.exceptions.RescanFailed: ``--rescan`` could not write a scan
+        file (nothing was discovered or written).
     """
+    from tracker.discovery.discover import discover
+    from tracker.reconcile import reconcile
+
     host_name = host_name_of(conf)
     dry_run = bool(common.arg(conf, "dry_run"))
     retention = dt.timedelta(days=conf.discovery.journal_retention_days)
     progress = _PhaseLine()
-    with progress:
+    # Scan, discovery and reconcile allocate a large host's model at once: the
+    # cyclic collector would walk it again and again for nothing (tracker.hotpath).
+    with progress, paused_gc():
+        if common.arg(conf, "rescan"):
+            progress.phase("rescanning")
+            _rescan(conf)
         with _scan_source(conf) as (source, described):
             progress.phase("scanning")
             records = source.scan()
@@ -388,21 +433,26 @@ def run_host_show(conf: cfg.ConfigOpts) -> int:
         exits with status 5.
     :raises tracker.exceptions.StoreError: the store cannot be opened or read.
     """
+    from dataclasses import asdict
+
+    from tracker.db import observed
+
     host_name = host_name_of(conf)
     with common.opened_store(conf, create=False) as store:
         try:
-            record, rows = observed_host(store, host_name)
+            view = observed.host_view(store, host_name)
         except exceptions.NotFound as exc:
             raise exceptions.HostNotDiscovered(host_name) from exc
     host = {
-        "generation": record.generation,
-        "changed_at": record.changed_at,
-        "warnings": list(record.warnings),
+        "generation": view.host.generation,
+        "changed_at": view.host.changed_at,
+        "warnings": list(view.host.warnings),
     }
+    rows = {kind: [asdict(r) for r in records] for kind, records in view.kinds().items()}
     for kind in _LINKED_KINDS:
         for row in rows[kind]:
             volume_id = row["volume_id"]
-            row["volume_name"] = None if volume_id is None else record.volume_names.get(volume_id)
+            row["volume_name"] = None if volume_id is None else view.volume_names.get(volume_id)
     if common.arg(conf, "json"):
         common.print_json(
             _jsonable(
@@ -582,6 +632,8 @@ def run_host_capture(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.CaptureLimitExceeded: a bound was hit; no file is left.
     :raises tracker.cli.common.CommandError: the file cannot be written.
     """
+    from tracker.host.capture import capture
+
     root = Path(common.arg(conf, "root") or conf.discovery.root)
     out: str = common.arg(conf, "file")
     try:
@@ -643,6 +695,8 @@ def run_journal(conf: cfg.ConfigOpts) -> int:
     :returns: 0.
     :raises tracker.exceptions.StoreError: the store cannot be opened or read.
     """
+    from tracker.db.observed import journal
+
     host_name: str | None = common.arg(conf, "host_name")
     limit: int = common.arg(conf, "limit")
     with common.opened_store(conf, create=False) as store:

@@ -12,7 +12,9 @@ Exit codes: 0 success, 1 a tracker error (one ``error: ...`` line on standard
 error, never a traceback) or ``tracker db check`` found drift, 2 bad arguments,
 3 and 4 ``tracker db current`` found the store behind or newer than the code,
 5 ``tracker host show`` for a host never discovered into the store (run
-``tracker discover`` first),
+``tracker discover`` first), 6 ``tracker watch`` lost the store for longer
+than its grace period, 7 ``tracker watch`` found its host watched by another
+process,
 130 interrupted, 141 standard output was closed early (``tracker ... | head``;
 nothing more is printed). With ``--json``, an error is one JSON object on
 standard error, ``{"error": {"type": ..., "message": ..., ...}}``, with the same
@@ -24,13 +26,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from oslo_config import cfg
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from tracker import __version__, exceptions, opts
 from tracker.cli import common
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import SQLAlchemyError
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -50,14 +54,20 @@ EPILOG = "Run `tracker COMMAND --help` for a command's options."
 
 
 def _add_commands(subparsers: Any) -> None:
-    """The :class:`cfg.SubCommandOpt` handler: add every sub-command."""
-    from tracker.cli import db, demo, discovery, status, transfer
+    """The :class:`cfg.SubCommandOpt` handler: add every sub-command.
+
+    The command modules import only argparse and oslo.config at module level;
+    SQLAlchemy, Alembic, pyudev and tenacity are imported by the handler that
+    uses them, so that ``tracker --help`` and a bad argument stay fast.
+    """
+    from tracker.cli import db, demo, discovery, status, transfer, watch
 
     subparsers.metavar = "COMMAND"
     status.register(subparsers)
     db.register(subparsers)
     transfer.register(subparsers)
     discovery.register(subparsers)
+    watch.register(subparsers)
     demo.register(subparsers)
 
 
@@ -120,9 +130,23 @@ def _fail(
     return code
 
 
+def _database_error(error: Exception) -> SQLAlchemyError | None:
+    """:returns: ``error`` if it is an SQLAlchemy error, else ``None``.
+
+    SQLAlchemy is not imported to find out: if it was never imported, nothing
+    could raise one of its errors.
+    """
+    sqlalchemy_exc = sys.modules.get("sqlalchemy.exc")
+    if sqlalchemy_exc is not None and isinstance(error, sqlalchemy_exc.SQLAlchemyError):
+        return cast("SQLAlchemyError", error)
+    return None
+
+
 def _database_message(error: SQLAlchemyError) -> str:
     """A database error the store did not translate: its class and the driver's
     first line; never SQL text or SQLAlchemy's "Background on this error" link."""
+    from sqlalchemy.exc import DBAPIError
+
     if isinstance(error, DBAPIError) and error.orig is not None:
         lines = str(error.orig).strip().splitlines()
         first = lines[0] if lines else ""
@@ -188,12 +212,15 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(_one_line(exc), code, as_json=as_json, error=exc)
     except cfg.Error as exc:  # a bad value oslo.config found late
         return _fail(f"configuration: {_one_line(exc)}", as_json=as_json, error=exc)
-    except SQLAlchemyError as exc:
-        return _fail(_database_message(exc), as_json=as_json, error=exc)
     except OSError as exc:
         return _fail(_one_line(exc), as_json=as_json, error=exc)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED, as_json=as_json)
+    except Exception as exc:
+        database_error = _database_error(exc)
+        if database_error is None:
+            raise
+        return _fail(_database_message(database_error), as_json=as_json, error=exc)
     finally:
         conf.reset()
 

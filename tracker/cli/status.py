@@ -6,7 +6,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from tracker import exceptions, report
+from tracker import exceptions
 from tracker.cli import common
 
 
@@ -44,6 +44,8 @@ def run_status(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.NotFound: a backend asked for is not stored.
     :raises tracker.exceptions.StoreError: the store cannot be opened or read.
     """
+    from tracker import report
+
     names: list[str] | None = common.arg(conf, "backend")
     with common.opened_store(conf, create=False) as store:
         status = report.collect(store, names)

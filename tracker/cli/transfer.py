@@ -12,7 +12,6 @@ from typing import Any
 
 from oslo_config import cfg
 
-from tracker import serialization
 from tracker.cli import common
 from tracker.progress import ProgressLine
 
@@ -93,6 +92,8 @@ def run_dump(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.StoreError: the store cannot be opened or read.
     :raises tracker.cli.common.CommandError: the file cannot be written.
     """
+    from tracker import serialization
+
     backend: str | None = common.arg(conf, "backend")
     output: str | None = common.arg(conf, "output")
     with common.opened_store(conf, create=False) as store:
@@ -119,6 +120,8 @@ def run_load(conf: cfg.ConfigOpts) -> int:
     :raises tracker.exceptions.StoreError: the store cannot be opened or written.
     :raises tracker.cli.common.CommandError: the file cannot be read.
     """
+    from tracker import serialization
+
     source: str = common.arg(conf, "file")
     try:
         data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()

@@ -4,33 +4,50 @@ The Alembic environment lives in ``migrations/`` at the top of the source tree
 and is installed as the ``tracker.migrations`` package. These functions run it
 on a :class:`~tracker.db.store.Store`'s own connection; ``tracker db ...`` on
 the command line calls them.
+
+Checking a store's revision, which every command opening a store does, does
+not import Alembic (about a third of a short command's start-up): the code's
+revisions are read from the ``revision`` and ``down_revision`` assignments of
+the files in ``versions/`` (:func:`code_revisions`), and the store's from its
+``alembic_version`` table with a plain select. Alembic is imported to migrate,
+compare or list the migrations, and to resolve the revisions whenever the files
+cannot be read that simply.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib.util
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.autogenerate import compare_metadata
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, column, create_engine, func, inspect, select, table
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from tracker import exceptions
-from tracker.db.models import Base
 
 if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     from tracker.db.store import Store
+
+#: Alembic's table of the store's revision, and its column.
+VERSION_TABLE = "alembic_version"
+VERSION_COLUMN = "version_num"
+#: The module-level assignments a revision file is read for.
+_ASSIGNMENT = re.compile(
+    r"^(?P<name>revision|down_revision)\s*(?::[^=\n]*)?=\s*(?P<value>[^\n#]+?)\s*(?:#.*)?$",
+    re.MULTILINE,
+)
+#: The files Alembic reads as revisions (its ``_only_source_rev_file``).
+_REVISION_FILE = re.compile(r"^(?!\.#|__init__)[^/]*\.py$")
 
 
 def script_location() -> Path:
@@ -55,6 +72,8 @@ def alembic_config(connection: Connection | None = None) -> Config:
     :param connection: the connection migrations run on, if any.
     :returns: the configuration (no ``alembic.ini`` is read).
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location()))
     if connection is not None:
@@ -64,7 +83,94 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def script_directory() -> ScriptDirectory:
     """:returns: Alembic's view of the revisions this code ships."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
+
+
+def _literal(text: str) -> str | tuple[str, ...] | None:
+    """:returns: a ``down_revision`` value as written: a string, a tuple of them or ``None``.
+
+    :raises ValueError: anything else (an expression, a name).
+    """
+    value = ast.literal_eval(text)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, tuple | list) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ValueError(text)
+
+
+def parse_revisions(versions: Path) -> dict[str, tuple[str, ...]] | None:
+    """Read the revision graph from the files of a ``versions/`` directory, without Alembic.
+
+    Each file must assign ``revision`` a string literal and ``down_revision``
+    ``None``, a string or a tuple of strings, once each, at module level (as
+    Alembic's template writes them).
+
+    :param versions: the directory.
+    :returns: each revision's down revisions (an empty tuple for a base), or
+        ``None`` when a file cannot be read that way, so the caller asks Alembic.
+    """
+    graph: dict[str, tuple[str, ...]] = {}
+    try:
+        names = sorted(entry.name for entry in versions.iterdir() if entry.is_file())
+        for name in names:
+            if not _REVISION_FILE.match(name):
+                continue
+            found: dict[str, list[str]] = {"revision": [], "down_revision": []}
+            for match in _ASSIGNMENT.finditer((versions / name).read_text(encoding="utf-8")):
+                found[match["name"]].append(match["value"])
+            if len(found["revision"]) != 1 or len(found["down_revision"]) != 1:
+                return None
+            revision = _literal(found["revision"][0])
+            down = _literal(found["down_revision"][0])
+            if not isinstance(revision, str) or revision in graph:
+                return None
+            graph[revision] = () if down is None else (down,) if isinstance(down, str) else down
+    except (OSError, UnicodeDecodeError, ValueError, SyntaxError):
+        return None
+    return graph
+
+
+def single_head(graph: Mapping[str, tuple[str, ...]]) -> str | None:
+    """Find the head of a revision graph.
+
+    :returns: the one revision no other revision follows; ``None`` when there
+        are none or several, or a down revision is missing (Alembic then decides).
+    """
+    followed = {down for downs in graph.values() for down in downs}
+    if not followed <= graph.keys():
+        return None
+    heads = [revision for revision in graph if revision not in followed]
+    return heads[0] if len(heads) == 1 else None
+
+
+@functools.lru_cache(maxsize=1)
+def code_revisions() -> tuple[str, frozenset[str]]:
+    """The code's head revision and every revision it knows.
+
+    Read from the migration files (:func:`parse_revisions`); Alembic is asked
+    only when they cannot be read that way.
+
+    :returns: the head and the set of known revisions.
+    :raises tracker.exceptions.MigrationError: the migrations are not installed,
+        or Alembic cannot resolve a single head.
+    """
+    graph = parse_revisions(script_location() / "versions")
+    head = None if graph is None else single_head(graph)
+    if graph is not None and head is not None:
+        return head, frozenset(graph)
+    from alembic.util import CommandError
+
+    try:
+        scripts = script_directory()
+        alembic_head = scripts.get_current_head()
+        known = frozenset(script.revision for script in scripts.walk_revisions())
+    except CommandError as exc:
+        raise exceptions.MigrationError("<none>", _first_line(exc)) from exc
+    assert alembic_head is not None, "tracker ships at least one migration"
+    return alembic_head, known
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +219,11 @@ def _connect(store: Store, *, for_ddl: bool = False) -> Iterator[Connection]:
 
 
 def _current_revision(conn: Connection) -> str | None:
-    context = MigrationContext.configure(conn)
-    heads = context.get_current_heads()
+    """Read the store's revision from ``alembic_version`` with a plain select."""
+    heads: list[str] = []
+    if inspect(conn).has_table(VERSION_TABLE):
+        version = table(VERSION_TABLE, column(VERSION_COLUMN))
+        heads = list(conn.execute(select(version.c[VERSION_COLUMN])).scalars())
     conn.rollback()
     if len(heads) > 1:
         raise exceptions.MigrationError(
@@ -129,17 +238,10 @@ def schema_state(store: Store) -> SchemaState:
     :returns: the :class:`SchemaState`.
     :raises tracker.exceptions.StoreUnavailable: the database cannot be reached.
     """
-    scripts = script_directory()
-    head = scripts.get_current_head()
-    assert head is not None, "tracker ships at least one migration"
+    head, revisions = code_revisions()
     with _connect(store) as conn:
         current = _current_revision(conn)
-    known = True
-    if current is not None:
-        try:
-            known = scripts.get_revision(current) is not None
-        except CommandError:
-            known = False
+    known = current is None or current in revisions
     return SchemaState(current=current, head=head, known=known)
 
 
@@ -185,6 +287,8 @@ def _dropped_by_downgrade(
     :raises alembic.util.CommandError: Alembic cannot resolve the revisions
         (callers turn it into :class:`~tracker.exceptions.MigrationError`).
     """
+    from alembic import command
+
     scratch = create_engine("sqlite://", poolclass=StaticPool)
     try:
         with scratch.connect() as conn:
@@ -239,6 +343,8 @@ def planned_losses(store: Store, revision: str) -> dict[str, int]:
     :raises tracker.exceptions.MigrationError: the revision cannot be resolved.
     :raises tracker.exceptions.StoreUnavailable: the database cannot be reached.
     """
+    from alembic.util import CommandError
+
     state = schema_state(store)
     if state.is_newer:
         raise exceptions.SchemaTooNew(store.display_url, state.current or "?", state.head)
@@ -257,6 +363,9 @@ def planned_losses(store: Store, revision: str) -> dict[str, int]:
 def _run(
     store: Store, action: str, revision: str, *, allow_data_loss: bool = False
 ) -> dict[str, int]:
+    from alembic import command
+    from alembic.util import CommandError
+
     state = schema_state(store)
     if state.is_newer:
         raise exceptions.SchemaTooNew(store.display_url, state.current or "?", state.head)
@@ -371,6 +480,11 @@ def check(store: Store) -> list[str]:
         raise exceptions.SchemaTooNew(store.display_url, state.current or "?", state.head)
     if not state.is_current:
         raise exceptions.SchemaOutdated(store.display_url, state.current, state.head)
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from tracker.db.models import Base
+
     with _connect(store) as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         diffs = compare_metadata(context, Base.metadata)

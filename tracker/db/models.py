@@ -311,6 +311,10 @@ class ObservedIscsiSession(_Observed, Base):
     tpgt: Mapped[int | None] = mapped_column(Integer)
     current_portal: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str | None] = mapped_column(String(32))
+    #: state of connection 0 (``LOGGED_IN`` ...), and its configured address and port
+    connection_state: Mapped[str | None] = mapped_column(String(32))
+    persistent_address: Mapped[str | None] = mapped_column(String(64))
+    persistent_port: Mapped[int | None] = mapped_column(Integer)
 
 
 class ObservedScsiDevice(_Observed, Base):
@@ -347,6 +351,8 @@ class ObservedScsiDevice(_Observed, Base):
     target_wwpn: Mapped[str | None] = mapped_column(String(16))
     target_iqn: Mapped[str | None] = mapped_column(String(223))
     target_portal: Mapped[str | None] = mapped_column(String(64))
+    #: udev links of the block device (``/dev/disk/by-id/...``, ``/dev/disk/by-path/...``)
+    links: Mapped[list[str] | None] = mapped_column(JSON(), default=list)
     volume_id: Mapped[str | None] = mapped_column(ForeignKey("volumes.id", ondelete="SET NULL"))
 
 
@@ -387,6 +393,22 @@ class JournalEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
 
 
+class HostLease(Base):
+    """Which ``tracker watch`` process writes a host's observed state, until when.
+
+    At most one row per host; taken and renewed by conditional writes
+    (:mod:`tracker.db.leases`), so two watchers of one host cannot both hold it.
+    """
+
+    __tablename__ = "host_leases"
+
+    host_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    #: ``host/pid/uuid`` of the holder
+    owner: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 __all__ = [
     "ATTACH_MODES",
     "CONNECTION_STATUSES",
@@ -396,6 +418,7 @@ __all__ = [
     "Backend",
     "Base",
     "Connection",
+    "HostLease",
     "JournalEntry",
     "KeyValue",
     "ObservedFcRemotePort",

@@ -274,24 +274,6 @@ OBSERVED_DEVICES: Table = models.ObservedScsiDevice.__table__  # type: ignore[as
 OBSERVED_MAPS: Table = models.ObservedMultipathMap.__table__  # type: ignore[assignment]
 
 
-def observed_devices_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
-    """:returns: the SCSI devices (paths) linked to a volume, on every host."""
-    return session.execute(
-        select(OBSERVED_DEVICES)
-        .where(OBSERVED_DEVICES.c.volume_id == volume_id)
-        .order_by(OBSERVED_DEVICES.c.host_name, OBSERVED_DEVICES.c.hctl)
-    ).all()
-
-
-def observed_maps_of(session: Session, volume_id: str) -> Sequence[Row[Any]]:
-    """:returns: the multipath maps linked to a volume, on every host."""
-    return session.execute(
-        select(OBSERVED_MAPS)
-        .where(OBSERVED_MAPS.c.volume_id == volume_id)
-        .order_by(OBSERVED_MAPS.c.host_name)
-    ).all()
-
-
 def volume_names(session: Session, ids: Iterable[str]) -> dict[str, str | None]:
     """:returns: id -> name of the volumes among ``ids`` that exist (500 ids a query)."""
     names: dict[str, str | None] = {}

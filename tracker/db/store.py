@@ -356,8 +356,17 @@ class Store:
     @contextmanager
     def _translate_errors(self, operation: str) -> Iterator[None]:
         """Turn database errors into typed errors, classified by SQLSTATE or error code."""
+        dbapi_error: type[Exception] = getattr(
+            self.engine.dialect.loaded_dbapi, "Error", DBAPIError
+        )
         try:
-            yield
+            try:
+                yield
+            except dbapi_error as raw:
+                # A driver error SQLAlchemy did not wrap (raised while it set up a
+                # new connection, e.g. its isolation level): classified the same way.
+                wrapped = DBAPIError.instance(None, None, raw, dbapi_error)
+                raise wrapped from raw
         except DBAPIError as exc:
             kind, code = classify_error(exc)
             LOG.debug("store %s: %s: %s error %s", self.display_url, operation, kind, code)

@@ -8,7 +8,9 @@ records (plus the final sorts). Joins:
 * SCSI device -> FC remote port: the ``fc_transport`` class device of its
   ``targetH:C:T`` path component, else the ``rport-H:C-N`` component of its path;
 * SCSI device -> iSCSI session: the ``sessionN`` component of its path, and that
-  session's connection 0 (lowest connection id) for the portal;
+  session's connection 0 (lowest connection id) for the portal and the connection
+  state (a ``LOGGED_IN`` session whose connection is not ``up`` is warned about);
+* SCSI device -> udev links: its block device's ``udev_links``;
 * block disk -> SCSI device: the block device's ``parent``, else the path above
   ``/block/<name>``;
 * multipath map -> members: the ``slaves/<name>`` links of the dm device.
@@ -220,12 +222,19 @@ def _hosts(parts: _Records) -> list[ScsiHost]:
     return hosts
 
 
+#: The iSCSI connection state of a working connection.
+CONNECTION_UP = "up"
+#: The iSCSI session state of a session that is logged in.
+LOGGED_IN = "LOGGED_IN"
+
+
 def _sessions(parts: _Records) -> dict[int, IscsiSession]:
     sessions = {}
     for sid, info in parts.sessions.items():
         connection = parts.connections.get(sid)
         persistent = connection.persistent_portal if connection is not None else None
         current = connection.current_portal if connection is not None else None
+        connection_state = connection.state if connection is not None else None
         sessions[sid] = IscsiSession(
             session_id=sid,
             host=info.host,
@@ -236,7 +245,25 @@ def _sessions(parts: _Records) -> dict[int, IscsiSession]:
             current_portal=current,
             state=info.state,
             iface=info.iface,
+            connection_state=connection_state,
+            persistent_address=connection.persistent_address if connection is not None else None,
+            persistent_port=connection.persistent_port if connection is not None else None,
         )
+        if (
+            connection is not None
+            and info.state == LOGGED_IN
+            and connection_state is not None
+            and connection_state != CONNECTION_UP
+        ):
+            parts.warnings.append(
+                DiscoveryWarning(
+                    info.sys_path,
+                    WarningCode.UNHEALTHY,
+                    f"session{sid} is {LOGGED_IN} but its connection "
+                    f"connection{sid}:{connection.connection_id} is {connection_state!r}, "
+                    f"not {CONNECTION_UP!r}",
+                )
+            )
     return sessions
 
 
@@ -322,6 +349,7 @@ def _devices(
             read_only=disk.read_only if disk is not None else None,
             identity=info.identity,
             transport_ids=ids,
+            links=disk.links if disk is not None else (),
         )
         devices.append(device)
         if disk is not None:

@@ -221,6 +221,12 @@ class IscsiSession:
     :ivar current_portal: the portal connection 0 is connected to now (after redirects).
     :ivar state: session state (``LOGGED_IN``, ``FAILED`` ...).
     :ivar iface: the open-iscsi iface name.
+    :ivar connection_state: the ``state`` of connection 0 (``up``, ``down``,
+        ``failed`` ...); ``None`` when the kernel does not report it. A
+        ``LOGGED_IN`` session whose connection is not ``up`` is not healthy
+        (discovery warns, :attr:`WarningCode.UNHEALTHY`).
+    :ivar persistent_address: connection 0's configured (persistent) address.
+    :ivar persistent_port: connection 0's configured (persistent) TCP port.
     """
 
     session_id: int
@@ -232,6 +238,9 @@ class IscsiSession:
     current_portal: Portal | None = None
     state: str | None = None
     iface: str | None = None
+    connection_state: str | None = None
+    persistent_address: str | None = None
+    persistent_port: int | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -297,6 +306,8 @@ class ScsiDevice:
     :ivar read_only: whether the block device is read-only.
     :ivar identity: serial, WWN, WWID and designators.
     :ivar transport_ids: the FC or iSCSI target the path goes to.
+    :ivar links: the ``/dev/disk/by-id/*`` and ``/dev/disk/by-path/*`` links of
+        its block device, sorted; empty without a block device.
     """
 
     hctl: Hctl
@@ -313,6 +324,7 @@ class ScsiDevice:
     read_only: bool | None = None
     identity: DeviceIdentity = field(default_factory=DeviceIdentity)
     transport_ids: FcPathIds | IscsiPathIds | None = None
+    links: tuple[str, ...] = ()
 
     @property
     def key(self) -> Hctl:
@@ -412,6 +424,9 @@ class WarningCode(StrEnum):
     """A multipath member whose WWID differs from the map's."""
     DUPLICATE = "duplicate"
     """Two records with the same sys_path or the same key; the first one is kept."""
+    UNHEALTHY = "unhealthy"
+    """Something that reports itself usable although a part it needs is down (an
+    iSCSI session ``LOGGED_IN`` whose connection is not ``up``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,8 @@ SIZE_MAX = 2**63 - 1
 """The largest size in bytes (a signed 64-bit ``BIGINT`` column)."""
 IDENTITY_WIDTH = 255
 """The longest WWN, WWID or serial number the store keeps."""
+LINK_WIDTH = 1024
+"""The longest udev link (``/dev/disk/by-path/...``) kept; a longer one is dropped."""
 
 # The longest text each value may have: the width of its column in the store. A
 # longer value is not a real one; it is dropped with a warning.
@@ -548,12 +550,20 @@ def parse_iscsi_session(
 
 @dataclass(frozen=True, slots=True)
 class IscsiConnectionInfo:
-    """An ``iscsi_connection`` class device (``connectionS:C``)."""
+    """An ``iscsi_connection`` class device (``connectionS:C``).
+
+    :ivar state: the connection's ``state`` (``up``, ``down`` ...), when reported.
+    :ivar persistent_address: ``persistent_address``, even without a port.
+    :ivar persistent_port: ``persistent_port``, even without an address.
+    """
 
     session_id: int
     connection_id: int
     persistent_portal: Portal | None
     current_portal: Portal | None
+    state: str | None = None
+    persistent_address: str | None = None
+    persistent_port: int | None = None
 
 
 def _portal(
@@ -582,11 +592,20 @@ def parse_iscsi_connection(
     ):
         _warn(warnings, record, WarningCode.BAD_NAME, f"{record.sys_name!r} is not connectionS:C")
         return None
+    persistent = _portal(record, "persistent_address", "persistent_port", warnings)
     return IscsiConnectionInfo(
         session_id=int(session),
         connection_id=int(connection),
-        persistent_portal=_portal(record, "persistent_address", "persistent_port", warnings),
+        persistent_portal=persistent,
         current_portal=_portal(record, "address", "port", warnings),
+        state=_text(record, "state", warnings),
+        # Each half on its own when the portal is incomplete (already warned about).
+        persistent_address=(
+            persistent.address if persistent else _text(record, "persistent_address")
+        ),
+        persistent_port=(
+            persistent.port if persistent else _int(record, "persistent_port", [], maximum=0xFFFF)
+        ),
     )
 
 
@@ -721,6 +740,7 @@ class BlockDiskInfo:
     size_bytes: int | None
     logical_block_size: int | None
     read_only: bool | None
+    links: tuple[str, ...] = ()
 
 
 def _devno(record: DeviceRecord, dev: str | None) -> str | None:
@@ -749,6 +769,15 @@ def parse_block_disk(record: DeviceRecord, warnings: list[DiscoveryWarning]) -> 
     if scsi_path is None:
         scsi_path = record.sys_path.rsplit("/block/", 1)[0]
     get = record.attributes.get
+    links = record.udev_links
+    if any(len(link) > LINK_WIDTH for link in links):
+        _warn(
+            warnings,
+            record,
+            WarningCode.BAD_ATTRIBUTE,
+            f"udev links longer than {LINK_WIDTH} characters: left out",
+        )
+        links = tuple(link for link in links if len(link) <= LINK_WIDTH)
     return BlockDiskInfo(
         record.sys_name,
         record.sys_path,
@@ -757,6 +786,7 @@ def parse_block_disk(record: DeviceRecord, warnings: list[DiscoveryWarning]) -> 
         _size(record, warnings, get("size")),
         _int(record, "queue/logical_block_size", warnings, value=get("queue/logical_block_size")),
         _flag(record, "ro", warnings),
+        tuple(sorted(links)),
     )
 
 

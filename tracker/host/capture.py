@@ -4,8 +4,10 @@
 what :class:`~tracker.host.sources.SysfsTreeSource` reads: for every
 storage-relevant device its ``uevent``, ``subsystem`` link, wanted text and
 binary attributes, link directories, the ``uevent`` files of its ancestors,
-its ``sys/class``/``sys/bus``/``sys/block``/``sys/dev/block`` links, and its
-udev database entry (``run/udev/data/<id>``) when there is one. Extracted,
+its ``sys/class``/``sys/bus``/``sys/block``/``sys/dev/block`` links, its
+udev database entry (``run/udev/data/<id>``) when there is one, and, for a
+block device, its links in ``dev/disk/by-id`` and ``dev/disk/by-path`` (the
+record's ``udev_links``; an absolute target is stored relative). Extracted,
 the archive replays to records equal to those of the original tree.
 
 The capture is bounded (``max_bytes`` of payload, ``max_seconds`` of wall
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.exceptions import CaptureLimitExceeded, UnsafeCapture
-from tracker.host.sources import SysfsTreeSource
+from tracker.host.sources import UDEV_LINK_DIRS, SysfsTreeSource
 from tracker.host.wanted import SUBSYSTEMS, spec_for
 
 __all__ = [
@@ -90,6 +92,7 @@ class _Recorder:
         self.payload = 0
         self.files: dict[str, bytes] = {}
         self.links: dict[str, str] = {}
+        self.devnames: set[str] = set()
 
     def _charge(self, size: int) -> None:
         self.payload += size + _MEMBER_COST
@@ -162,6 +165,28 @@ class _Recorder:
             self._charge(len(data))
             self.files[name] = data
 
+    def udev_links(self) -> None:
+        """Record the ``dev/disk/by-id|by-path`` links to the recorded block devices."""
+        for directory in UDEV_LINK_DIRS:
+            try:
+                entries = list(os.scandir(self.root / "dev" / directory))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if not entry.is_symlink():
+                        continue
+                    target = os.readlink(entry.path)
+                except OSError:
+                    continue
+                node = os.path.normpath(os.path.join(f"/dev/{directory}", target))
+                if node not in self.devnames:
+                    continue
+                name = f"dev/{directory}/{entry.name}"
+                relative = os.path.relpath(node, f"/dev/{directory}")
+                self._charge(len(relative))
+                self.links[name] = relative
+
 
 def _record_device(recorder: _Recorder, sys_path: str, subsystem: str) -> bool:
     uevent = f"{sys_path}/uevent"
@@ -202,6 +227,9 @@ def _record_device(recorder: _Recorder, sys_path: str, subsystem: str) -> bool:
         recorder.link(f"/dev/{kind}/{major}:{minor}")
         if subsystem == "block":
             recorder.link(f"/block/{sys_name}")
+            devname = properties.get("DEVNAME")
+            if devname:
+                recorder.devnames.add(devname if devname.startswith("/") else f"/dev/{devname}")
         recorder.udev_db(f"{kind[0]}{major}:{minor}")
     else:
         recorder.udev_db(f"+{subsystem}:{sys_name}")
@@ -245,6 +273,7 @@ def capture(
                 resolved = recorder.link(f"{base}/{entry.name}")
                 if resolved is not None and resolved.startswith("/devices/"):
                     devices += _record_device(recorder, resolved, subsystem)
+    recorder.udev_links()
     out = Path(out)
     fd, temporary = tempfile.mkstemp(prefix=".capture-", suffix=".tar.gz", dir=out.parent)
     try:

@@ -75,7 +75,12 @@ class CommandExecutor(Protocol):
 
 
 #: Debian packages that provide the commands the host layer runs.
-_PACKAGES = {"lsscsi": "lsscsi", "umockdev-run": "umockdev", "multipath": "multipath-tools"}
+_PACKAGES = {
+    "lsscsi": "lsscsi",
+    "umockdev-run": "umockdev",
+    "multipath": "multipath-tools",
+    "iscsiadm": "open-iscsi",
+}
 
 
 class SubprocessExecutor:

@@ -113,6 +113,11 @@ class DeviceRecord:
     :ivar links: symlinks under the device that discovery follows
         (``holders/dm-0``, ``slaves/sda``), mapped to the ``sys_path`` they
         resolve to.
+    :ivar udev_links: for a block device, its ``/dev/disk/by-id/*`` and
+        ``/dev/disk/by-path/*`` links (absolute, as on the host), sorted: from
+        udev's ``DEVLINKS`` when udev provides it, else found in the root's
+        ``dev/disk/by-id`` and ``dev/disk/by-path`` directories. Empty for
+        other devices.
     :ivar problems: what the source could not read as it was: the attribute
         (``"model"``), ``"uevent"``, ``"property ID_MODEL"`` ... mapped to why
         (``"a FIFO, not a regular file"``, ``"larger than 65536 bytes"``,
@@ -130,6 +135,7 @@ class DeviceRecord:
     parent: str | None = None
     links: FrozenMap = field(default_factory=FrozenMap)
     problems: FrozenMap = field(default_factory=FrozenMap)
+    udev_links: tuple[str, ...] = ()
 
 
 class RecordJSON(TypedDict):
@@ -145,6 +151,7 @@ class RecordJSON(TypedDict):
     parent: str | None
     links: dict[str, str]
     problems: NotRequired[dict[str, str]]
+    udev_links: NotRequired[list[str]]
 
 
 def record_to_json(record: DeviceRecord) -> RecordJSON:
@@ -164,6 +171,7 @@ def record_to_json(record: DeviceRecord) -> RecordJSON:
         parent=record.parent,
         links=dict(record.links),
         problems=dict(record.problems),
+        udev_links=list(record.udev_links),
     )
 
 
@@ -187,4 +195,5 @@ def record_from_json(data: RecordJSON) -> DeviceRecord:
         parent=data["parent"],
         links=FrozenMap(data["links"]),
         problems=FrozenMap(data.get("problems", {})),
+        udev_links=tuple(data.get("udev_links", ())),
     )

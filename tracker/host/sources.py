@@ -54,9 +54,18 @@ What a record holds (the rules both sources follow):
 * **Parent.** The nearest ancestor directory below ``/devices/`` that has a
   ``uevent`` file (a device for libudev even without a subsystem, such as
   ``rport-0:0-0`` or ``session1``), else ``None``.
-* **Links.** Each symlink in the listed link directories (``holders/dm-0``)
+* **Links.** Each symlink in the listed link directories (``slaves/sda``)
   mapped to the normalized ``sys_path`` it points to; links that do not
   point below ``/devices/`` are left out.
+* **udev links.** For a block device, its ``/dev/disk/by-id/*`` and
+  ``/dev/disk/by-path/*`` links (:data:`UDEV_LINK_DIRS`), sorted: from udev's
+  ``DEVLINKS`` property when there is one (for the sysfs source: a
+  ``DEVLINKS`` line of the ``uevent`` file or the ``S:`` lines of the udev
+  database entry), else the symlinks of ``<root>/dev/disk/by-id`` and
+  ``<root>/dev/disk/by-path`` whose target resolves to the device's
+  ``DEVNAME``. (The directories are listed once, and again only when one of
+  them changed.) Other links (``by-uuid``, ``by-label``, ``/dev/mapper``) are
+  left out.
 """
 
 from __future__ import annotations
@@ -64,6 +73,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -81,6 +92,7 @@ __all__ = [
     "SYNTHESIZED_PROPERTIES",
     "TEXT_LIMIT",
     "UDEV_DB_LIMIT",
+    "UDEV_LINK_DIRS",
     "DeviceSource",
     "PyudevSource",
     "SysfsTreeSource",
@@ -108,6 +120,9 @@ TEXT_LIMIT = 64 * 1024
 BINARY_LIMIT = 4 + 0xFFFF
 #: The most bytes read from one udev database entry.
 UDEV_DB_LIMIT = 1024 * 1024
+#: The ``/dev`` directories whose links to a block device a record carries.
+UDEV_LINK_DIRS: tuple[str, ...] = ("disk/by-id", "disk/by-path")
+_UDEV_LINK_PREFIXES = tuple(f"/dev/{directory}/" for directory in UDEV_LINK_DIRS)
 
 
 @runtime_checkable
@@ -310,6 +325,86 @@ def _read_links(device_dir: str, sys_path: str, link_dirs: Iterable[str]) -> Fro
     return FrozenMap(pairs)
 
 
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+#: A directory modified less than this before it was listed may have changed
+#: again within the same tick of the file system's (coarse) timestamps.
+_RACY_NS = 100_000_000
+
+
+class _UdevLinkIndex:
+    """The ``disk/by-id`` and ``disk/by-path`` links below a ``dev`` directory, by
+    the device node they resolve to (``/dev/sdb``).
+
+    The listing is kept while neither directory's mtime changed, unless a
+    directory was modified so shortly before the listing that a later change
+    could carry the same (coarse) timestamp: then it is listed every time.
+    """
+
+    def __init__(self, dev_dir: str) -> None:
+        self._dev = dev_dir
+        self._stamp: tuple[int | None, ...] | None = None
+        self._listed_ns = 0
+        self._by_node: dict[str, tuple[str, ...]] = {}
+
+    def refresh(self) -> None:
+        """List the directories again if one of them may have changed since."""
+        stamp = tuple(_mtime(f"{self._dev}/{directory}") for directory in UDEV_LINK_DIRS)
+        if stamp == self._stamp and all(
+            mtime is None or mtime < self._listed_ns - _RACY_NS for mtime in stamp
+        ):
+            return
+        self._listed_ns = time.time_ns()
+        by_node: dict[str, list[str]] = defaultdict(list)
+        for directory in UDEV_LINK_DIRS:
+            try:
+                entries = list(os.scandir(f"{self._dev}/{directory}"))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if not entry.is_symlink():
+                        continue
+                    target = os.readlink(entry.path)
+                except OSError:
+                    continue
+                node = os.path.normpath(
+                    target if target.startswith("/") else f"/dev/{directory}/{target}"
+                )
+                by_node[node].append(f"/dev/{directory}/{entry.name}")
+        self._by_node = {node: tuple(links) for node, links in by_node.items()}
+        self._stamp = stamp
+
+    def links(self, devname: str) -> tuple[str, ...]:
+        return self._by_node.get(devname, ())
+
+
+def _udev_links(
+    properties: Mapping[str, str], index: _UdevLinkIndex | None, problems: dict[str, str]
+) -> tuple[str, ...]:
+    devlinks = properties.get("DEVLINKS")
+    if devlinks is not None:
+        found: Iterable[str] = devlinks.split()
+    else:
+        devname = properties.get("DEVNAME")
+        if devname is None or index is None:
+            return ()
+        found = index.links(devname)
+    links = set()
+    for link in found:
+        if link.startswith(_UDEV_LINK_PREFIXES):
+            clean, escaped = escape_host_text(link)
+            if escaped:
+                problems.setdefault("udev link", _ESCAPED)
+            links.add(clean)
+    return tuple(sorted(links))
+
+
 def _nearest_parent(sys_path: str, has_uevent: Callable[[str], bool]) -> str | None:
     path = sys_path
     while True:
@@ -362,6 +457,7 @@ class SysfsTreeSource:
             raise NotASysfsTree(root=os.fspath(self.root))
         self._uevent_seen: dict[str, bool] = {}
         self._has_udev_db = True
+        self._udev_links = _UdevLinkIndex(os.fspath(self.root / "dev"))
 
     def __repr__(self) -> str:
         return f"SysfsTreeSource({self.root!r})"
@@ -403,6 +499,7 @@ class SysfsTreeSource:
         """
         records: dict[str, DeviceRecord] = {}
         self._has_udev_db = os.path.isdir(self._udev_db)
+        self._udev_links.refresh()
         candidates = [
             (subsystem, sys_path)
             for subsystem in SUBSYSTEMS
@@ -430,6 +527,7 @@ class SysfsTreeSource:
         normalized = os.path.normpath(sys_path)
         if not normalized.startswith(_DEVICES_PREFIX):
             return None
+        self._udev_links.refresh()
         return self._read(normalized, expected_subsystem=None, wanted_only=False)
 
     def _read(
@@ -505,11 +603,16 @@ class SysfsTreeSource:
         if isinstance(raw_db, _Refused):
             problems["udev database entry"] = str(raw_db)
         elif raw_db is not None:
+            db_links = []
             for line in raw_db.decode("utf-8", "surrogateescape").splitlines():
                 if line.startswith("E:"):
                     key, sep, value = line[2:].partition("=")
                     if sep and key:
                         properties[key] = value
+                elif line.startswith("S:") and len(line) > 2:
+                    db_links.append(f"/dev/{line[2:]}")
+            if db_links and "DEVLINKS" not in properties:
+                properties["DEVLINKS"] = " ".join(db_links)
         return _make_record(
             sys_path=sys_path,
             subsystem=subsystem,
@@ -523,6 +626,7 @@ class SysfsTreeSource:
             parent=_nearest_parent(sys_path, self._has_uevent),
             problems=problems,
             dir_fd=dir_fd,
+            udev_links=self._udev_links,
         )
 
 
@@ -549,6 +653,7 @@ def _make_record(
     parent: str | None,
     problems: dict[str, str],
     dir_fd: int | None = None,
+    udev_links: _UdevLinkIndex | None = None,
 ) -> DeviceRecord:
     # Both sources build records here: every str that came from the OS is made
     # valid UTF-8 (attribute values already are, see _read_text_attributes).
@@ -562,6 +667,7 @@ def _make_record(
             problems,
         )
     )
+    links_of_node = _udev_links(properties, udev_links, problems) if subsystem == "block" else ()
     clean_path, bad_path = escape_host_text(sys_path)
     if bad_path:
         problems["sys_path"] = _ESCAPED
@@ -588,6 +694,7 @@ def _make_record(
         parent=clean_parent,
         links=links,
         problems=FrozenMap(problems),
+        udev_links=links_of_node,
     )
 
 
@@ -611,6 +718,8 @@ class PyudevSource:
         self._pyudev = pyudev
         self._context = context if context is not None else pyudev.Context()
         self._sys = str(self._context.sys_path)
+        # libudev reads the real /dev (a testbed's under umockdev's preload).
+        self._udev_links = _UdevLinkIndex(os.fspath(PRODUCTION_ROOT / "dev"))
 
     @property
     def context(self) -> pyudev.Context:
@@ -643,6 +752,7 @@ class PyudevSource:
         :raises: nothing; devices that vanish while being read are skipped.
         """
         records: dict[str, DeviceRecord] = {}
+        self._udev_links.refresh()
         for subsystem in SUBSYSTEMS:
             for device in self._context.list_devices(subsystem=subsystem):
                 sys_path = str(device.sys_path)[len(self._sys) :]
@@ -668,6 +778,7 @@ class PyudevSource:
             device = self._pyudev.Devices.from_sys_path(self._context, self._sys + normalized)
         except self._pyudev.DeviceNotFoundError:
             return None
+        self._udev_links.refresh()
         return self._record(device, normalized, wanted_only=False)
 
     def _record(
@@ -698,6 +809,7 @@ class PyudevSource:
             spec=spec,
             parent=None if parent is None else str(parent.sys_path)[len(self._sys) :],
             problems=problems,
+            udev_links=self._udev_links,
         )
 
 
