@@ -1,11 +1,13 @@
 """Benchmark the live model (incremental reconcile) on the 4 HBA x 1024 LUN host.
 
-Builds ``scale(hbas=4, luns=1024)`` (4096 sd disks, 1024 dm maps) on tmpfs as
-live changes, keeping the kernel's events of every LUN (its four paths'
-``scsi_device`` -> ``scsi_disk`` -> ``block`` and its map). A device source
-over the tree can *hide* LUNs (their four SCSI devices and their map): the
-model starts on a host without them, then a LUN is "mapped" by unhiding it and
-feeding its events, exactly as the kernel would announce it. Figures:
+Builds ``scale(hbas=4, luns=1024)`` (4096 sd disks, 1024 dm maps) on tmpfs and
+makes the kernel's events of every LU: for each of its four paths ``scsi_device``
+-> its ``scsi_device`` class device -> ``scsi_disk`` -> ``block``, then the
+map's ``change`` (the order :class:`tracker.testing.live.LiveTestbed` sends;
+the events are made from the tree rather than recorded by a live build, which
+takes minutes at this size). A device source over the tree can *hide* LUs
+(their four SCSI devices and their map): the model starts on a host without
+them, then an LU is "mapped" by unhiding it and queueing its events. Figures:
 
 * ``lun-latency``: from one LUN's last event (4 paths + 1 map) being queued to
   its rows committed (:meth:`LiveModel.step` returning), median and p95 over
@@ -31,7 +33,6 @@ import shutil
 import statistics
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ALL_DIALECTS, emit, fresh_store, interleaved, scratch_dir, unavailable
 
 from tracker.discovery import discover
-from tracker.host.events import DeviceEvent, InMemoryEventSource
+from tracker.host.events import DeviceAction, DeviceEvent, InMemoryEventSource
 from tracker.host.records import DeviceRecord
 from tracker.host.sources import SysfsTreeSource
 from tracker.reconcile import LiveModel, reconcile
-from tracker.testing.live import LiveTestbed, to_device_events
-from tracker.testing.topologies import Topology, scale
+from tracker.testing.testbed import Testbed
+from tracker.testing.topologies import scale
 
 _LUN_PATH = re.compile(r"^(.*/target[^/]+/[0-9]+:[0-9]+:[0-9]+:[0-9]+)(?:/|$)")
 
@@ -69,26 +70,32 @@ class HidingSource:
         return self.inner.lookup(sys_path) if self._visible(sys_path) else None
 
 
-def lun_groups(bed: LiveTestbed, topology: Topology) -> list[tuple[set[str], list[DeviceEvent]]]:
+def lun_groups(root: Path) -> list[tuple[set[str], list[DeviceEvent]]]:
     """Each LU's hidden paths (its SCSI devices and map) and its events, in order."""
-    owner: dict[str, int] = {}
-    paths: dict[int, set[str]] = defaultdict(set)
-    for index, spec in enumerate(topology.multipaths):
-        owner[bed.multipaths[spec.index]] = index
-        paths[index].add(bed.multipaths[spec.index])
-    by_disk = {spec_path: i for i, m in enumerate(topology.multipaths) for spec_path in m.paths}
-    for lun in topology.luns:
-        disk = bed.lun_disk(lun.hctl)
-        index = by_disk[disk.name] if disk is not None else -1
-        owner[bed.lun_path(lun.hctl)] = index
-        paths[index].add(bed.lun_path(lun.hctl))
-    events: dict[int, list[DeviceEvent]] = defaultdict(list)
-    for event in to_device_events(bed.events):
-        match = _LUN_PATH.match(event.sys_path)
-        top = match.group(1) if match else event.sys_path
-        if top in owner:
-            events[owner[top]].append(event)
-    return [(paths[i], events[i]) for i in sorted(paths) if i >= 0]
+    records = SysfsTreeSource(root).scan()
+    by_path = {r.sys_path: r for r in records}
+    groups = []
+    for dm in (r for r in records if r.sys_name.startswith("dm-")):
+        hidden = {dm.sys_path}
+        events: list[DeviceEvent] = []
+        for name, target in sorted(dm.links.items()):
+            if not name.startswith("slaves/") or target not in by_path:
+                continue
+            block = by_path[target]
+            device = by_path[block.parent or target.rsplit("/block/", 1)[0]]
+            hidden.add(device.sys_path)
+            hctl = device.sys_name
+            events += [
+                DeviceEvent(DeviceAction.ADD, device.sys_path, "scsi", "scsi_device"),
+                DeviceEvent(
+                    DeviceAction.ADD, f"{device.sys_path}/scsi_device/{hctl}", "scsi_device"
+                ),
+                DeviceEvent(DeviceAction.ADD, f"{device.sys_path}/scsi_disk/{hctl}", "scsi_disk"),
+                DeviceEvent(DeviceAction.ADD, block.sys_path, "block", "disk"),
+            ]
+        events.append(DeviceEvent(DeviceAction.CHANGE, dm.sys_path, "block", "disk"))
+        groups.append((hidden, events))
+    return groups
 
 
 def renumber(events: Iterable[DeviceEvent], start: int) -> list[DeviceEvent]:
@@ -197,14 +204,14 @@ def main() -> None:
             if dialect not in dialects:
                 dialects.append(dialect)
     only = set(args.only or ("lun-latency", "burst"))
-    bed = LiveTestbed(LiveTestbed.create(prefix="bench-events-").root, deliver=False)
+    bed = Testbed.create(prefix="bench-events-")
     try:
         started = time.perf_counter()
         topology = scale(bed, hbas=args.hbas, luns=args.luns)
-        groups = lun_groups(bed, topology)
+        groups = lun_groups(bed.root)
         emit(
-            f"# built {topology.name}: {len(groups)} LUs, {len(bed.events)} events "
-            f"in {time.perf_counter() - started:.1f} s"
+            f"# built {topology.name} in {time.perf_counter() - started:.1f} s: "
+            f"{len(groups)} LUs, {sum(len(e) for _h, e in groups)} events"
         )
         with scratch_dir() as sqlite_dir:
             for dialect in dialects:

@@ -9,6 +9,7 @@ is in ``test_incremental_equivalence.py``).
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -318,3 +319,45 @@ def test_bad_settings_are_refused(
 ) -> None:
     with pytest.raises(InvalidInput):
         model_of(store, source, **{name: value})
+
+
+def test_batches_prune_the_old_journal_at_most_once_an_interval(
+    store: Store, bed: LiveTestbed, source: RecordingSource, events: InMemoryEventSource
+) -> None:
+    from sqlalchemy import insert
+
+    from tracker.db import models, observed
+    from tracker.reconcile.incremental import PRUNE_INTERVAL
+
+    clock = FakeClock()
+    model = model_of(store, source, clock=clock)
+    model.start()  # a full reconcile: prunes
+
+    def old_entry() -> None:
+        with store.write() as session:
+            session.execute(
+                insert(observed.JOURNAL).values(
+                    host_name="live",
+                    at=models.utcnow() - dt.timedelta(days=400),
+                    event="appeared",
+                    kind="scsi_device",
+                    object_key="9:9:9:9",
+                    detail={},
+                )
+            )
+
+    def keys() -> list[str]:
+        return [j.key for j in journal(store, "live", limit=1000)]
+
+    old_entry()
+    push(events, bed.plug_lun(new_lun(bed, 0, 5, 760)))
+    drain(model)
+    assert "9:9:9:9" in keys()  # within the interval of the start's prune
+    clock.advance(PRUNE_INTERVAL)
+    push(events, bed.plug_lun(new_lun(bed, 0, 6, 761)))
+    drain(model)
+    assert "9:9:9:9" not in keys()
+    old_entry()
+    push(events, bed.plug_lun(new_lun(bed, 0, 7, 762)))
+    drain(model)
+    assert "9:9:9:9" in keys()

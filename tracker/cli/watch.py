@@ -99,16 +99,28 @@ def live_model(
     clock: Clock,
     window: float,
     max_batch: int,
+    gap_resync: bool,
 ) -> LiveModelLike:
     """Build the incremental engine the service drives.
 
+    :param gap_resync: resync when sequence numbers skip: only for a source that
+        sees every event it numbers (the kernel numbers the events of every
+        subsystem, and udev's monitor is filtered to the storage ones, so its
+        gaps are normal: it relies on ``ENOBUFS`` and the periodic resync).
     :returns: a :class:`tracker.reconcile.incremental.LiveModel`.
     :raises: nothing.
     """
     from tracker.reconcile.incremental import LiveModel
 
     model: LiveModelLike = LiveModel(
-        store, host_name, source, events, clock=clock, window=window, max_batch=max_batch
+        store,
+        host_name,
+        source,
+        events,
+        clock=clock,
+        window=window,
+        max_batch=max_batch,
+        gap_resync=gap_resync,
     )
     return model
 
@@ -196,6 +208,9 @@ def run_watch(conf: cfg.ConfigOpts) -> int:
             clock=clock,
             window=options.window,
             max_batch=options.max_batch,
+            # The events file numbers only what it holds; netlink's SEQNUM skips
+            # the other subsystems' events.
+            gap_resync=common.arg(conf, "events_file") is not None,
         )
         service = WatchService(
             store, host_name, model, settings=settings, clock=clock, report=report, warn=warn

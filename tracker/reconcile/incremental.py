@@ -98,6 +98,10 @@ _HOST_KINDS = frozenset(
 _SESSION_KINDS = frozenset({RecordKind.ISCSI_SESSION, RecordKind.ISCSI_CONNECTION})
 _SLAVES = "slaves/"
 
+#: A batch prunes the host's old journal entries at most this often (seconds of
+#: the model's clock); a resync always does, as every full reconcile.
+PRUNE_INTERVAL = 3600.0
+
 #: The reason given when :meth:`LiveModel.start` scans the host.
 INITIAL_SCAN = "initial scan"
 
@@ -431,6 +435,9 @@ class LiveModel:
     :param gap_resync: resynchronise when sequence numbers skip (see
         :doc:`/discovery`: a monitor filtered on some subsystems sees the
         sequence numbers of the other subsystems' events as gaps).
+    :param journal_retention: journal entries of the host older than this are
+        pruned by every resync, and by a batch at most every
+        :data:`PRUNE_INTERVAL` seconds.
     :raises tracker.exceptions.InvalidInput: the host name is empty or too
         long, ``window`` is negative or ``max_batch`` is not positive.
     """
@@ -469,6 +476,7 @@ class LiveModel:
         self._last_seqnum: int | None = None
         self._stale: str | None = "not started"
         self._host_exists = False
+        self._pruned_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"LiveModel(host_name={self.host_name!r}, records={len(self._records.by_path)})"
@@ -561,6 +569,7 @@ class LiveModel:
         self._last_seqnum = None
         self._stale = None
         self._host_exists = True
+        self._pruned_at = started  # a full reconcile prunes the journal
         return BatchResult(
             events=0,
             changes=result.changes,
@@ -687,6 +696,7 @@ class LiveModel:
             raise
         pending, desired, warnings = self._plan(changed)
         now = models.utcnow()
+        prune = started - self._pruned_at >= PRUNE_INTERVAL
 
         def work(session: Session) -> tuple[tuple[Change, ...], int]:
             stored = lock_host(session, self.store, self.host_name, lock=True)
@@ -695,7 +705,8 @@ class LiveModel:
             )
             written = applied.written
             if applied.changes or stored != warnings:
-                written += prune_journal(session, self.host_name, now, self.journal_retention)
+                if prune:
+                    written += prune_journal(session, self.host_name, now, self.journal_retention)
                 written += bump_host(session, self.host_name, now, warnings)
             return applied.changes, written
 
@@ -712,6 +723,8 @@ class LiveModel:
             self._stale = "a batch could not be written"
             raise
         self._keys, self._warnings = pending.keys, pending.warnings
+        if prune and changes:
+            self._pruned_at = started
         if seqnums:
             self._last_seqnum = max([*seqnums, self._last_seqnum or 0])
         return BatchResult(
