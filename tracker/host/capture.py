@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracker.exceptions import CaptureLimitExceeded, UnsafeCapture
-from tracker.host.sources import UDEV_LINK_DIRS, SysfsTreeSource
+from tracker.host.sources import SysfsTreeSource, udev_link_entries
 from tracker.host.wanted import SUBSYSTEMS, spec_for
 
 __all__ = [
@@ -167,25 +167,12 @@ class _Recorder:
 
     def udev_links(self) -> None:
         """Record the ``dev/disk/by-id|by-path`` links to the recorded block devices."""
-        for directory in UDEV_LINK_DIRS:
-            try:
-                entries = list(os.scandir(self.root / "dev" / directory))
-            except OSError:
+        for link, node in udev_link_entries(self.root / "dev"):
+            if node not in self.devnames:
                 continue
-            for entry in entries:
-                try:
-                    if not entry.is_symlink():
-                        continue
-                    target = os.readlink(entry.path)
-                except OSError:
-                    continue
-                node = os.path.normpath(os.path.join(f"/dev/{directory}", target))
-                if node not in self.devnames:
-                    continue
-                name = f"dev/{directory}/{entry.name}"
-                relative = os.path.relpath(node, f"/dev/{directory}")
-                self._charge(len(relative))
-                self.links[name] = relative
+            relative = os.path.relpath(node, os.path.dirname(link))
+            self._charge(len(relative))
+            self.links[link.lstrip("/")] = relative
 
 
 def _record_device(recorder: _Recorder, sys_path: str, subsystem: str) -> bool:

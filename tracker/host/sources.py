@@ -99,6 +99,7 @@ __all__ = [
     "decode_host_text",
     "decode_text_attribute",
     "escape_host_text",
+    "udev_link_entries",
 ]
 
 #: The root of the live host's file system: its sysfs is ``/sys``.
@@ -337,6 +338,32 @@ def _mtime(path: str) -> int | None:
 _RACY_NS = 100_000_000
 
 
+def udev_link_entries(dev_dir: str | Path) -> Iterator[tuple[str, str]]:
+    """The ``disk/by-id`` and ``disk/by-path`` symlinks below a ``dev`` directory.
+
+    :param dev_dir: the host's ``/dev`` (``<root>/dev`` for a tree).
+    :returns: an iterator of (the link as the host names it,
+        ``/dev/disk/by-id/NAME``; the device node it resolves to, ``/dev/sdb``).
+        Entries that are not symlinks or cannot be read are passed over.
+    """
+    for directory in UDEV_LINK_DIRS:
+        try:
+            entries = list(os.scandir(f"{dev_dir}/{directory}"))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_symlink():
+                    continue
+                target = os.readlink(entry.path)
+            except OSError:
+                continue
+            yield (
+                f"/dev/{directory}/{entry.name}",
+                os.path.normpath(os.path.join(f"/dev/{directory}", target)),
+            )
+
+
 class _UdevLinkIndex:
     """The ``disk/by-id`` and ``disk/by-path`` links below a ``dev`` directory, by
     the device node they resolve to (``/dev/sdb``).
@@ -361,22 +388,8 @@ class _UdevLinkIndex:
             return
         self._listed_ns = time.time_ns()
         by_node: dict[str, list[str]] = defaultdict(list)
-        for directory in UDEV_LINK_DIRS:
-            try:
-                entries = list(os.scandir(f"{self._dev}/{directory}"))
-            except OSError:
-                continue
-            for entry in entries:
-                try:
-                    if not entry.is_symlink():
-                        continue
-                    target = os.readlink(entry.path)
-                except OSError:
-                    continue
-                node = os.path.normpath(
-                    target if target.startswith("/") else f"/dev/{directory}/{target}"
-                )
-                by_node[node].append(f"/dev/{directory}/{entry.name}")
+        for link, node in udev_link_entries(self._dev):
+            by_node[node].append(link)
         self._by_node = {node: tuple(links) for node, links in by_node.items()}
         self._stamp = stamp
 
