@@ -650,15 +650,17 @@ def stored_identities(
         table.c.host_name == host_name
     )
     if match is not None:
+        # Only the conditions that can hold: with no spelling to match (no tracked
+        # volume has a WWN or serial) this is "already linked", which the volume_id
+        # index answers without reading every row of the host.
         wanted = sorted(match.wwns)
-        stmt = stmt.where(
-            or_(
-                table.c.volume_id.is_not(None),
-                func.lower(func.trim(table.c.wwn)).in_(wanted),
-                func.lower(func.trim(table.c.wwid)).in_(wanted),
-                table.c.serial.in_(sorted(match.serials)),
-            )
-        )
+        conditions = [table.c.volume_id.is_not(None)]
+        if wanted:
+            conditions.append(func.lower(func.trim(table.c.wwn)).in_(wanted))
+            conditions.append(func.lower(func.trim(table.c.wwid)).in_(wanted))
+        if match.serials:
+            conditions.append(table.c.serial.in_(sorted(match.serials)))
+        stmt = stmt.where(or_(*conditions))
     width = len(cols)
     return {
         tuple(row[:width]): {
