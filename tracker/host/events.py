@@ -243,28 +243,11 @@ class EventSource(Protocol):
         ...
 
     def __enter__(self) -> Self:
-        """Start the source. :returns: it. :raises tracker.exceptions.EventSourceError:
-        when it cannot start."""
-        ...
+        """Start the source (sources that subclass the protocol inherit this).
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the source. :raises: nothing."""
-        ...
-
-
-class _ContextManaged:
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def __enter__(self) -> Self:
+        :returns: it.
+        :raises tracker.exceptions.EventSourceError: when it cannot start.
+        """
         self.start()
         return self
 
@@ -274,6 +257,7 @@ class _ContextManaged:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        """Stop the source. :raises: nothing."""
         self.stop()
 
 
@@ -282,7 +266,7 @@ def _errno_text(error: OSError) -> str:
     return f"{name} ({error.strerror or 'no detail'})"
 
 
-class PyudevEventSource(_ContextManaged):
+class PyudevEventSource(EventSource):
     """Events from udev's netlink monitor, through pyudev.
 
     The monitor is filtered (in the kernel) on :data:`EVENT_SUBSYSTEMS` and
@@ -429,7 +413,7 @@ def _event_of(device: pyudev.Device) -> DeviceEvent | None:
     return decode_event(properties)
 
 
-class InMemoryEventSource(_ContextManaged):
+class InMemoryEventSource(EventSource):
     """Events a test pushes, with a real descriptor so ``select`` works.
 
     Events pushed before :meth:`start` are kept (they are delivered after it).

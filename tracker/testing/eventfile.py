@@ -18,12 +18,11 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from tracker.clock import Clock, SystemClock
 from tracker.exceptions import EventSourceError
-from tracker.host.events import DeviceEvent, decode_event
+from tracker.host.events import DeviceEvent, EventSource, decode_event
 
 if TYPE_CHECKING:
     from tracker.testing.uevents import Uevent
@@ -48,7 +47,7 @@ def append_events(path: Path, events: Iterable[Uevent]) -> None:
         out.write("".join(event_line(event) for event in events))
 
 
-class JsonLinesEventSource:
+class JsonLinesEventSource(EventSource):
     """An :class:`~tracker.host.events.EventSource` tailing a JSON-lines file.
 
     :param path: the file (created empty at :meth:`start` when missing).
@@ -81,21 +80,6 @@ class JsonLinesEventSource:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
-
-    def __enter__(self) -> Self:
-        """:returns: the started source. :raises tracker.exceptions.EventSourceError: as
-        :meth:`start`."""
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop the source. :raises: nothing."""
-        self.stop()
 
     def fileno(self) -> int:
         """:returns: the file's descriptor (a regular file is always "readable").
