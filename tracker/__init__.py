@@ -21,20 +21,24 @@ if TYPE_CHECKING:
     from tracker.report import StatusReport, status
     from tracker.resources import Backend, Connection, Snapshot, Volume, VolumeSpec
     from tracker.serialization import dump, dumps, load
+    from tracker.waiting.model import StorageModel, get_storage_model
 
 __all__ = [
     "Backend",
     "Connection",
     "Snapshot",
     "StatusReport",
+    "StorageModel",
     "Store",
     "TrackerError",
     "Volume",
     "VolumeSpec",
     "dump",
     "dumps",
+    "get_storage_model",
     "load",
     "open_store",
+    "predicates",
     "status",
 ]
 
@@ -55,7 +59,12 @@ _LAZY = {
     "dump": "tracker.serialization",
     "dumps": "tracker.serialization",
     "load": "tracker.serialization",
+    "StorageModel": "tracker.waiting.model",
+    "get_storage_model": "tracker.waiting.model",
 }
+
+#: Sub-modules reachable as attributes of the package (``tracker.predicates``).
+_LAZY_MODULES = frozenset({"predicates"})
 
 
 def __getattr__(name: str) -> object:
@@ -64,6 +73,10 @@ def __getattr__(name: str) -> object:
     :returns: the object ``name`` stands for.
     :raises AttributeError: ``name`` is not a public name of the package.
     """
+    if name in _LAZY_MODULES:
+        value: object = importlib.import_module(f"tracker.{name}")
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tracker' has no attribute {name!r}")
@@ -74,7 +87,7 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     """:returns: the package's names, the lazy ones included."""
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _LAZY_MODULES)
 
 
 def open_store(

@@ -1,7 +1,8 @@
 """The injected clock: monotonic time and sleeping, in one replaceable place.
 
 Code that waits or times out (event sources, the rescanner, the event loop of
-``tracker watch``) takes a :class:`Clock` rather than calling :mod:`time`, so
+``tracker watch``, ``rescan_and_wait_for``) takes a :class:`Clock` rather than
+calling :mod:`time` or waiting on a condition with a real timeout, so
 tests drive time with :class:`tracker.testing.fakes.FakeClock` instead of
 sleeping. The clock lives at the top of the package, not in
 :mod:`tracker.host`, because the layers above the host (incremental
@@ -10,7 +11,9 @@ reconcile's batching window, the resync interval of ``watch``) wait too.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "SystemClock"]
@@ -36,6 +39,17 @@ class Clock(Protocol):
         """
         ...
 
+    def wait(
+        self, condition: threading.Condition, predicate: Callable[[], bool], timeout: float
+    ) -> bool:
+        """Wait on ``condition`` (held by the caller) until ``predicate()`` is true.
+
+        :param timeout: at most this many seconds of this clock.
+        :returns: the last value of ``predicate()``.
+        :raises: what ``predicate`` raises.
+        """
+        ...
+
 
 class SystemClock:
     """The real clock: :func:`time.monotonic` and :func:`time.sleep`."""
@@ -51,6 +65,16 @@ class SystemClock:
         """
         if seconds > 0:
             time.sleep(seconds)
+
+    def wait(
+        self, condition: threading.Condition, predicate: Callable[[], bool], timeout: float
+    ) -> bool:
+        """:meth:`threading.Condition.wait_for` (``condition`` held by the caller).
+
+        :returns: the last value of ``predicate()``.
+        :raises: what ``predicate`` raises.
+        """
+        return condition.wait_for(predicate, max(0.0, timeout))
 
     def __repr__(self) -> str:
         return "SystemClock()"

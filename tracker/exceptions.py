@@ -548,6 +548,58 @@ class LeaseLost(HostAlreadyWatched):
     )
 
 
+# --- waiting ---
+
+
+class WaitTimeout(TrackerError, TimeoutError):
+    """A condition waited for with ``rescan_and_wait_for`` did not hold in time.
+
+    It is also a builtin :class:`TimeoutError`, so ``except TimeoutError``
+    (what infi.storagemodel users catch, as its own ``TimeoutError``) works.
+
+    :ivar predicate: what was waited for (the predicate object).
+    :ivar timeout: the seconds allowed.
+    :ivar elapsed: the seconds waited, by the model's clock.
+    :ivar last_state: the predicate's last state, in words (``"present but
+        offline: /dev/sdc (1:0:0:3)"``, ``"2 of 4 paths active"``).
+    :ivar events: device events applied while waiting.
+    :ivar rescans: rescans asked for while waiting.
+    :ivar exit_code: the ``tracker wait`` exit status for it (124, as
+        ``timeout(1)``: 2 is argparse's "bad arguments").
+    """
+
+    template = (
+        "timed out after {elapsed:.1f} s (timeout {timeout:g} s) waiting for {predicate}: "
+        "{last_state}"
+    )
+    exit_code: ClassVar[int] = 124
+
+    def __init__(
+        self,
+        predicate: object,
+        timeout: float,
+        elapsed: float,
+        last_state: str,
+        events: int = 0,
+        rescans: int = 0,
+    ) -> None:
+        self.predicate = predicate
+        self.timeout = timeout
+        self.elapsed = elapsed
+        self.last_state = last_state
+        self.events = events
+        self.rescans = rescans
+        TrackerError.__init__(
+            self,
+            predicate=short_repr(predicate),
+            timeout=timeout,
+            elapsed=elapsed,
+            last_state=last_state,
+            events=events,
+            rescans=rescans,
+        )
+
+
 # --- host ---
 
 

@@ -161,6 +161,48 @@ watch_opts = [
 ]
 
 
+waiting_group = cfg.OptGroup(
+    "waiting",
+    title="rescan_and_wait_for and tracker wait",
+    help=(
+        "How waits for storage to appear or go (rescan_and_wait_for, `tracker wait`) "
+        "pace themselves."
+    ),
+)
+
+waiting_opts = [
+    cfg.FloatOpt(
+        "quiet_period",
+        default=5.0,
+        min=0.1,
+        help=(
+            "Seconds during which what a wait is about (its predicate's state) must stay "
+            "unchanged before the wait rescans again. A wait rescans once when it starts; "
+            "it never rescans on every evaluation."
+        ),
+    ),
+    cfg.FloatOpt(
+        "poll_interval",
+        default=1.0,
+        min=0.05,
+        help=(
+            "Seconds between two listings of sysfs when no device event source can be "
+            "opened (no udev netlink, e.g. in a container), and between two re-reads of "
+            "the devices a wait is about in that mode."
+        ),
+    ),
+    cfg.FloatOpt(
+        "window",
+        default=0.005,
+        min=0.0,
+        help=(
+            "Seconds device events are gathered into one batch while waiting, after the "
+            "first one arrives; the predicate is evaluated again after each batch."
+        ),
+    ),
+]
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register tracker's options on ``conf``.
 
@@ -173,6 +215,8 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(discovery_opts, group=discovery_group)
     conf.register_group(watch_group)
     conf.register_opts(watch_opts, group=watch_group)
+    conf.register_group(waiting_group)
+    conf.register_opts(waiting_opts, group=waiting_group)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
@@ -181,6 +225,7 @@ def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
         (database_group, list(database_opts)),
         (discovery_group, list(discovery_opts)),
         (watch_group, list(watch_opts)),
+        (waiting_group, list(waiting_opts)),
     ]
 
 

@@ -17,11 +17,19 @@ or refused the same way wherever it comes in and on every database:
   column they go into.
 * **timestamps** (:func:`timestamp`): timezone-aware, from :data:`EARLIEST` to
   :data:`LATEST` once converted to UTC, which every supported database stores.
+* **FC port names** (:func:`wwn`): 16 hex digits in any spelling users write
+  (``0x10000000C9ABCDEF``, ``10:00:00:00:c9:ab:cd:ef``, ``10-00-...``), kept
+  as the 16 lowercase digits the observed rows hold.
+* **LUNs** (:func:`lun`): the integer users write, 0 to 2^64-1.
+* **iSCSI portals** (:func:`portal`): ``address[:port]`` (an IPv6 address in
+  brackets when a port follows), kept as ``address:port`` with the default port
+  3260, the form the observed sessions hold.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import math
 from collections.abc import Mapping
@@ -216,6 +224,80 @@ def key_value_value(field: str, value: object) -> str:
             field, value, f"{size} bytes in UTF-8; at most {MAX_VALUE_BYTES}"
         )
     return checked
+
+
+#: The characters of a WWN, once separators and a ``0x`` prefix are gone.
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_WWN_SEPARATORS = str.maketrans("", "", ":-")
+#: The largest LUN (LUNs are 64-bit).
+MAX_LUN = 2**64 - 1
+#: The TCP port of an iSCSI portal given without one (RFC 7143).
+ISCSI_PORT = 3260
+
+
+def wwn(field: str, value: object) -> str:
+    """Normalise a Fibre Channel port or node name (WWPN/WWNN) as users write it.
+
+    Accepted: 16 hex digits in either case, optionally prefixed with ``0x``,
+    optionally grouped with ``:`` or ``-`` separators
+    (``0x10000000C9ABCDEF``, ``10:00:00:00:c9:ab:cd:ef``,
+    ``10-00-00-00-C9-AB-CD-EF``, ``10000000c9abcdef``).
+
+    :returns: the 16 lowercase hex digits (the form the observed rows hold).
+    :raises tracker.exceptions.InvalidInput: anything else -- fewer or more
+        digits, a character that is not a hex digit, not a string.
+    """
+    reason = "a WWN is 16 hex digits, e.g. 0x10000000c9abcdef or 10:00:00:00:c9:ab:cd:ef"
+    if not isinstance(value, str):
+        raise exceptions.InvalidInput(field, value, reason)
+    digits = value.strip().lower()
+    if digits.startswith("0x"):
+        digits = digits[2:]
+    digits = digits.translate(_WWN_SEPARATORS)
+    if len(digits) != 16 or not _HEX_DIGITS.issuperset(digits):
+        raise exceptions.InvalidInput(field, value, reason)
+    return digits
+
+
+def lun(field: str, value: object) -> int:
+    """:returns: ``value`` when it is a LUN number (an ``int`` from 0 to 2^64-1).
+
+    :raises tracker.exceptions.InvalidInput: anything else.
+    """
+    return integer(field, value, 0, MAX_LUN)
+
+
+def portal(field: str, value: object) -> str:
+    """Normalise an iSCSI portal: ``address``, ``address:port``, ``[v6]:port``, a bare IPv6.
+
+    :returns: ``address:port`` (``[address]:port`` for IPv6), the address in
+        lowercase, the port 3260 when none was given.
+    :raises tracker.exceptions.InvalidInput: empty, a port that is not a
+        number from 1 to 65535, or an unbalanced bracket.
+    """
+    reason = "an iSCSI portal is address[:port], e.g. 192.0.2.10:3260 or [2001:db8::1]:3260"
+    checked = text(field, value).strip().lower()
+    address, port_text = checked, ""
+    if checked.startswith("["):
+        address, bracket, rest = checked[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise exceptions.InvalidInput(field, value, reason)
+        port_text = rest[1:]
+    elif checked.count(":") == 1:
+        address, _, port_text = checked.partition(":")
+    if checked.startswith("[") or ":" in address:
+        try:
+            address = str(ipaddress.IPv6Address(address))
+        except ValueError:
+            raise exceptions.InvalidInput(field, value, reason) from None
+    if not address or any(c.isspace() or c in "[]/" for c in address):
+        raise exceptions.InvalidInput(field, value, reason)
+    port = ISCSI_PORT
+    if port_text or checked.endswith(":"):
+        if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+            raise exceptions.InvalidInput(field, value, reason)
+        port = int(port_text)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 def store(field: str, value: object) -> Any:

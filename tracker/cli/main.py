@@ -14,7 +14,8 @@ error, never a traceback) or ``tracker db check`` found drift, 2 bad arguments,
 5 ``tracker host show`` for a host never discovered into the store (run
 ``tracker discover`` first), 6 ``tracker watch`` lost the store for longer
 than its grace period, 7 ``tracker watch`` found its host watched by another
-process,
+process, 124 ``tracker wait`` timed out (the condition did not hold in time; as
+``timeout(1)``),
 130 interrupted, 141 standard output was closed early (``tracker ... | head``;
 nothing more is printed). With ``--json``, an error is one JSON object on
 standard error, ``{"error": {"type": ..., "message": ..., ...}}``, with the same
@@ -60,7 +61,7 @@ def _add_commands(subparsers: Any) -> None:
     SQLAlchemy, Alembic, pyudev and tenacity are imported by the handler that
     uses them, so that ``tracker --help`` and a bad argument stay fast.
     """
-    from tracker.cli import db, demo, discovery, status, transfer, watch
+    from tracker.cli import db, demo, discovery, status, transfer, wait, watch
 
     subparsers.metavar = "COMMAND"
     status.register(subparsers)
@@ -68,6 +69,7 @@ def _add_commands(subparsers: Any) -> None:
     transfer.register(subparsers)
     discovery.register(subparsers)
     watch.register(subparsers)
+    wait.register(subparsers)
     demo.register(subparsers)
 
 

@@ -173,6 +173,11 @@ class ScsiDeviceRecord:
         return None if self.block_name is None else f"/dev/{self.block_name}"
 
     @property
+    def usable(self) -> bool:
+        """:returns: whether the path can carry I/O: its state is ``running``. Never raises."""
+        return self.state == "running"
+
+    @property
     def target_text(self) -> str | None:
         """:returns: the target WWPN (FC), ``IQN @ portal`` (iSCSI), or ``None``."""
         if self.transport == "fc":
@@ -221,6 +226,11 @@ class MultipathMapRecord:
     def path(self) -> str:
         """:returns: ``/dev/mapper/<name>`` (``/dev/<dm-N>`` for an unnamed map)."""
         return f"/dev/mapper/{self.name}" if self.name else f"/dev/{self.block_name}"
+
+    @property
+    def active_paths(self) -> tuple[MultipathPathRecord, ...]:
+        """:returns: the members whose state is ``active``. Never raises."""
+        return tuple(p for p in self.paths if p.state == "active")
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,6 +441,115 @@ def by_volume(store: Store, volume_id: str) -> UnitView:
         return read_volume(session, volume_id)
 
 
+def read_volume_on_host(session: Session, volume_id: str, host_name: str) -> UnitView:
+    """The devices and maps of one host linked to a tracked volume (two queries).
+
+    :returns: the view.
+    """
+    return _unit(
+        session,
+        SCSI_DEVICES.c.volume_id == volume_id,
+        host_name,
+        MULTIPATH_MAPS.c.volume_id == volume_id,
+    )
+
+
+def read_wwid(session: Session, wwid: str, host_name: str | None = None) -> UnitView:
+    """The paths and maps of the logical unit with that WWID, compared without case
+    (two queries). A map whose paths are all gone is found by its own WWID.
+
+    :returns: the view.
+    """
+    wanted = wwid.strip().lower()
+    return _unit(
+        session,
+        func.lower(SCSI_DEVICES.c.wwid) == wanted,
+        host_name,
+        func.lower(MULTIPATH_MAPS.c.wwid) == wanted,
+    )
+
+
+def read_serial(session: Session, serial: str, host_name: str | None = None) -> UnitView:
+    """The paths (and their maps) of the logical units with that unit serial (two queries).
+
+    :returns: the view.
+    """
+    return _unit(session, SCSI_DEVICES.c.serial == serial, host_name)
+
+
+def read_fc_mapping(
+    session: Session,
+    initiator_wwpn: str,
+    target_wwpn: str,
+    luns: Collection[int] | None = None,
+    host_name: str | None = None,
+) -> UnitView:
+    """The paths (and their maps) from an initiator port to a target port (two queries).
+
+    :param initiator_wwpn: 16 lowercase hex digits (:func:`tracker.validation.wwn`).
+    :param target_wwpn: likewise.
+    :param luns: the kernel LUN numbers to keep; every LUN when ``None``.
+    :returns: the view.
+    """
+    where = (SCSI_DEVICES.c.initiator_wwpn == initiator_wwpn) & (
+        SCSI_DEVICES.c.target_wwpn == target_wwpn
+    )
+    if luns is not None:
+        where = where & SCSI_DEVICES.c.lun.in_(sorted(luns))
+    return _unit(session, where, host_name)
+
+
+def read_iscsi_target(
+    session: Session,
+    target_iqn: str,
+    portal: str | None = None,
+    lun: int | None = None,
+    host_name: str | None = None,
+) -> UnitView:
+    """The paths (and their maps) to an iSCSI target (two queries).
+
+    :returns: the view.
+    """
+    where = SCSI_DEVICES.c.target_iqn == target_iqn
+    if portal is not None:
+        where = where & (SCSI_DEVICES.c.target_portal == portal)
+    if lun is not None:
+        where = where & (SCSI_DEVICES.c.lun == lun)
+    return _unit(session, where, host_name)
+
+
+def read_scsi_hosts(session: Session, host_name: str) -> tuple[ScsiHostRecord, ...]:
+    """:returns: the host's SCSI hosts, by number (one query)."""
+    stmt = (
+        select(SCSI_HOSTS).where(SCSI_HOSTS.c.host_name == host_name).order_by(*_by_key(SCSI_HOSTS))
+    )
+    return tuple(_record(ScsiHostRecord, r) for r in session.execute(stmt))
+
+
+def read_fc_remote_ports(
+    session: Session, host_name: str, wwpn: str | None = None
+) -> tuple[FcRemotePortRecord, ...]:
+    """:returns: the host's FC remote ports, all or those with that WWPN (16 lowercase
+    hex digits), by SCSI host and key (one query)."""
+    stmt = select(FC_REMOTE_PORTS).where(FC_REMOTE_PORTS.c.host_name == host_name)
+    if wwpn is not None:
+        stmt = stmt.where(FC_REMOTE_PORTS.c.wwpn == wwpn)
+    stmt = stmt.order_by(*_by_key(FC_REMOTE_PORTS))
+    return tuple(_record(FcRemotePortRecord, r) for r in session.execute(stmt))
+
+
+def read_iscsi_sessions(
+    session: Session, host_name: str, target_iqn: str | None = None
+) -> tuple[IscsiSessionRecord, ...]:
+    """:returns: the host's iSCSI sessions, all or those to a target (its IQN compared
+    without case, as RFC 3722 prescribes), by key (one query)."""
+    stmt = select(ISCSI_SESSIONS).where(ISCSI_SESSIONS.c.host_name == host_name)
+    if target_iqn is not None:
+        stmt = stmt.where(func.lower(ISCSI_SESSIONS.c.target_iqn) == target_iqn.lower())
+    stmt = stmt.order_by(*_by_key(ISCSI_SESSIONS))
+    return tuple(_record(IscsiSessionRecord, r) for r in session.execute(stmt))
+
+
 def by_wwid(store: Store, wwid: str, host_name: str | None = None) -> UnitView:
     """:returns: the paths and maps of the logical unit with that WWID (all hosts by default).
 
@@ -454,7 +573,7 @@ def by_serial(store: Store, serial: str, host_name: str | None = None) -> UnitVi
     serial = validation.text("serial", serial)
     host = validation.optional_text("host_name", host_name)
     with store.read("read paths by serial") as session:
-        return _unit(session, SCSI_DEVICES.c.serial == serial, host)
+        return read_serial(session, serial, host)
 
 
 def by_fc_mapping(
@@ -466,21 +585,20 @@ def by_fc_mapping(
 ) -> UnitView:
     """The paths (and their maps) from an initiator port to a target port, at one LUN or all.
 
-    WWPNs are 16 hex digits, matched without case or a ``0x`` prefix.
+    WWPNs are 16 hex digits in any spelling :func:`tracker.validation.wwn`
+    accepts (case, ``0x``, ``:`` or ``-`` separators); the LUN is the kernel's.
 
     :returns: the view.
     :raises tracker.exceptions.InvalidInput: a bad store, WWPN, LUN or host name.
     :raises tracker.exceptions.StoreError: the store cannot be read.
     """
     validation.store("store", store)
-    initiator = _wwpn("initiator_wwpn", initiator_wwpn)
-    target = _wwpn("target_wwpn", target_wwpn)
+    initiator = validation.wwn("initiator_wwpn", initiator_wwpn)
+    target = validation.wwn("target_wwpn", target_wwpn)
     host = validation.optional_text("host_name", host_name)
-    where = (SCSI_DEVICES.c.initiator_wwpn == initiator) & (SCSI_DEVICES.c.target_wwpn == target)
-    if lun is not None:
-        where = where & (SCSI_DEVICES.c.lun == _lun(lun))
+    luns = None if lun is None else (validation.lun("lun", lun),)
     with store.read("read paths by FC mapping") as session:
-        return _unit(session, where, host)
+        return read_fc_mapping(session, initiator, target, luns, host)
 
 
 def by_iscsi_target(
@@ -499,14 +617,11 @@ def by_iscsi_target(
     """
     validation.store("store", store)
     iqn = validation.text("target_iqn", target_iqn)
-    where = SCSI_DEVICES.c.target_iqn == iqn
-    if portal is not None:
-        where = where & (SCSI_DEVICES.c.target_portal == validation.text("portal", portal))
-    if lun is not None:
-        where = where & (SCSI_DEVICES.c.lun == _lun(lun))
+    wanted_portal = None if portal is None else validation.text("portal", portal)
+    wanted_lun = None if lun is None else validation.lun("lun", lun)
     host = validation.optional_text("host_name", host_name)
     with store.read("read paths by iSCSI target") as session:
-        return _unit(session, where, host)
+        return read_iscsi_target(session, iqn, wanted_portal, wanted_lun, host)
 
 
 def journal(store: Store, host_name: str | None = None, limit: int = 100) -> list[JournalRecord]:
@@ -533,19 +648,6 @@ def journal(store: Store, host_name: str | None = None, limit: int = 100) -> lis
         JournalRecord(r.id, r.host_name, r.at, r.event, r.kind, r.object_key, r.detail)
         for r in reversed(rows)
     ]
-
-
-def _wwpn(name: str, value: str) -> str:
-    text = validation.text(name, value).strip().lower()
-    if text.startswith("0x"):
-        text = text[2:]
-    if len(text) != 16 or any(c not in "0123456789abcdef" for c in text):
-        raise exceptions.InvalidInput(name, value, "16 hex digits")
-    return text
-
-
-def _lun(value: int) -> int:
-    return validation.integer("lun", value, 0, 2**64 - 1)
 
 
 # --- the reconciler's narrow reads ---------------------------------------------------

@@ -281,3 +281,12 @@ def volume_names(session: Session, ids: Iterable[str]) -> dict[str, str | None]:
         stmt = select(VOLUMES.c.id, VOLUMES.c.name).where(VOLUMES.c.id.in_(chunk))
         names.update((volume_id, name) for volume_id, name in session.execute(stmt))
     return names
+
+
+def volume_identity(
+    session: Session, volume_id: str
+) -> tuple[str | None, str | None, str | None] | None:
+    """:returns: ``(name, wwn, serial)`` of a tracked volume, or ``None`` when there is none."""
+    stmt = select(VOLUMES.c.name, VOLUMES.c.wwn, VOLUMES.c.serial).where(VOLUMES.c.id == volume_id)
+    row = session.execute(stmt).first()
+    return None if row is None else (row.name, row.wwn, row.serial)

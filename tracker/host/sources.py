@@ -99,6 +99,8 @@ __all__ = [
     "decode_host_text",
     "decode_text_attribute",
     "escape_host_text",
+    "listing_dirs",
+    "resolve_listed",
     "udev_link_entries",
 ]
 
@@ -445,6 +447,28 @@ def _parse_uevent(raw: bytes) -> dict[str, str]:
     return result
 
 
+def listing_dirs(subsystem: str) -> tuple[str, str]:
+    """:returns: the two sysfs directories (relative to ``sys/``) listing a
+    subsystem's devices: ``/bus/<s>/devices`` and ``/class/<s>``. Never raises."""
+    return (f"/bus/{subsystem}/devices", f"/class/{subsystem}")
+
+
+def resolve_listed(base: str, entry: os.DirEntry[str]) -> str | None:
+    """The device path an entry of a listing directory stands for.
+
+    :param base: the listing directory, relative to ``sys/`` (:func:`listing_dirs`).
+    :param entry: one of its entries (a link to the device, or the device itself).
+    :returns: ``/devices/...``, or ``None`` when the entry is unreadable or
+        points outside ``/devices`` (what a scan skips). Never raises.
+    """
+    try:
+        target = os.readlink(entry.path) if entry.is_symlink() else entry.name
+    except OSError:
+        return None
+    resolved = os.path.normpath(os.path.join(base, target))
+    return resolved if resolved.startswith(_DEVICES_PREFIX) else None
+
+
 class SysfsTreeSource:
     """Reads a sysfs tree below a root directory with plain file reads.
 
@@ -489,18 +513,14 @@ class SysfsTreeSource:
             return None
 
     def _candidates(self, subsystem: str) -> Iterable[str]:
-        for base in (f"/bus/{subsystem}/devices", f"/class/{subsystem}"):
+        for base in listing_dirs(subsystem):
             try:
                 entries = list(os.scandir(f"{self._sys}{base}"))
             except OSError:
                 continue
             for entry in entries:
-                try:
-                    target = os.readlink(entry.path) if entry.is_symlink() else entry.name
-                except OSError:
-                    continue
-                resolved = os.path.normpath(os.path.join(base, target))
-                if resolved.startswith(_DEVICES_PREFIX):
+                resolved = resolve_listed(base, entry)
+                if resolved is not None:
                     yield resolved
 
     def scan(self) -> tuple[DeviceRecord, ...]:

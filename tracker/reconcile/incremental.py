@@ -541,6 +541,31 @@ class LiveModel:
             return self.resync(gap)
         return self._apply(batch)
 
+    def reread(self, paths: Iterable[str]) -> BatchResult:
+        """Re-read some devices and apply what changed, as if each had a ``change`` event.
+
+        For state the kernel changes without an event (a SCSI device's
+        ``state``, a remote port's ``port_state``): a waiter re-reads the
+        devices its condition is about, instead of a full resync. Paths the
+        model does not hold are skipped (new devices come with an ``add``
+        event, or from a resync); sequence numbers are not touched.
+
+        :param paths: device paths (``/devices/...``).
+        :returns: the batch's result (``events`` counts the paths re-read).
+        :raises tracker.exceptions.HostError: the host cannot be read.
+        :raises tracker.exceptions.StoreError: the store cannot be written
+            (nothing was committed; the next step resyncs).
+        """
+        if self._stale is not None:
+            return self.resync(self._stale)
+        held = self._records.by_path
+        batch = [
+            DeviceEvent(DeviceAction.CHANGE, path, held[path].subsystem, held[path].devtype)
+            for path in dict.fromkeys(paths)
+            if path in held
+        ]
+        return self._apply(batch)
+
     def resync(self, reason: str) -> BatchResult:
         """Scan the whole host and reconcile it in full; forget the sequence numbers.
 

@@ -1,7 +1,7 @@
 """Stand-ins for the host's time and commands in unit tests.
 
 * :class:`FakeClock` - a :class:`tracker.clock.Clock` that only moves when
-  slept on or advanced: tests of timeouts take no real time.
+  slept on, waited on or advanced: tests of timeouts take no real time.
 * :class:`RecordingExecutor` - a :class:`tracker.host.executor.CommandExecutor`
   that records each command line and answers from a table, running nothing.
 
@@ -22,16 +22,21 @@ __all__ = ["FakeClock", "RecordingExecutor"]
 
 
 class FakeClock:
-    """A clock that advances only when :meth:`sleep` or :meth:`advance` is called.
+    """A clock that advances only when :meth:`sleep`, :meth:`wait` or :meth:`advance` is called.
 
     :param start: the first value :meth:`monotonic` returns.
+    :param real_wait: the real seconds :meth:`wait` gives other threads to make
+        its predicate true before it moves fake time on by the whole timeout.
     :ivar sleeps: every duration :meth:`sleep` was asked for, in order.
+    :ivar waits: every timeout :meth:`wait` was asked for, in order.
     """
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, *, real_wait: float = 0.01) -> None:
         self._now = start
         self._lock = threading.Lock()
+        self.real_wait = real_wait
         self.sleeps: list[float] = []
+        self.waits: list[float] = []
 
     def monotonic(self) -> float:
         """:returns: the current fake time. Never raises."""
@@ -46,6 +51,23 @@ class FakeClock:
         with self._lock:
             self.sleeps.append(seconds)
             self._now += max(0.0, seconds)
+
+    def wait(
+        self, condition: threading.Condition, predicate: Callable[[], bool], timeout: float
+    ) -> bool:
+        """Wait a little real time (:attr:`real_wait`) for ``predicate``; if it is
+        still false, move fake time on by ``timeout`` (as if the whole wait passed).
+
+        :returns: the last value of ``predicate()``.
+        :raises: what ``predicate`` raises.
+        """
+        with self._lock:
+            self.waits.append(timeout)
+        if condition.wait_for(predicate, min(max(0.0, timeout), self.real_wait)):
+            return True
+        with self._lock:
+            self._now += max(0.0, timeout)
+        return bool(predicate())
 
     def advance(self, seconds: float) -> None:
         """Move time forward without recording a sleep.

@@ -29,7 +29,8 @@ import os
 import select
 import stat
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -107,6 +108,11 @@ class ScanResponder:
     :param live: the testbed (its hosts must exist before :meth:`start`).
     :param hosts: the host numbers to watch; every SCSI host when ``None``.
     :param poll_timeout: the longest the thread waits in one ``poll()``.
+    :param delay: seconds between reading a request and plugging its LUNs (the
+        kernel scans asynchronously: devices appear some time after the write).
+    :param listener: called with the events of each plugged LUN, in order
+        (e.g. to push them into an in-memory event source, for a process that
+        has no monitor socket).
     :ivar requests: every valid request read, in order.
     :ivar rejected: the texts that were not ``C T L`` requests.
     :ivar events: the events of the LUNs plugged in answer, in order.
@@ -118,10 +124,14 @@ class ScanResponder:
         hosts: Sequence[int] | None = None,
         *,
         poll_timeout: float = 0.2,
+        delay: float = 0.0,
+        listener: Callable[[Sequence[Uevent]], None] | None = None,
     ) -> None:
         self.live = live
         self._hosts = None if hosts is None else tuple(hosts)
         self.poll_timeout = poll_timeout
+        self.delay = delay
+        self.listener = listener
         self.requests: list[ScanRequest] = []
         self.rejected: list[str] = []
         self.events: list[Uevent] = []
@@ -293,6 +303,8 @@ class ScanResponder:
                 return
             chosen = [(s, m) for s, m in self._scheduled if request.matches(s)]
             self._scheduled = [(s, m) for s, m in self._scheduled if not request.matches(s)]
+        if chosen and self.delay > 0:
+            time.sleep(self.delay)
         for spec, multipath in chosen:
             try:
                 events = self.live.plug_lun(spec, multipath)
@@ -301,6 +313,11 @@ class ScanResponder:
                 continue
             with self._condition:
                 self.events.extend(events)
+            if self.listener is not None:
+                try:
+                    self.listener(events)
+                except TrackerError as error:
+                    self._errors.append(error)
         with self._condition:
             self.requests.append(request)
             self._condition.notify_all()
