@@ -218,6 +218,26 @@ def test_a_map_change_rereads_its_members(
     assert rows_of(store, "live") == full(store, bed.root)
 
 
+def test_a_reread_applies_state_changed_without_an_event(
+    store: Store, bed: LiveTestbed, source: RecordingSource, events: InMemoryEventSource
+) -> None:
+    """What a waiter asks for: its devices read again, as if each had a ``change``."""
+    model = model_of(store, source)
+    model.start()
+    hctl = Hctl(0, 0, 1, 1)
+    device = bed.lun_path(hctl)
+    bed.set_attribute(device, "state", "offline")
+    source.lookups.clear()
+    result = model.reread([device, device, "/devices/not/held"])
+    assert source.lookups == [device]  # once, and never a path the model does not hold
+    assert not result.resynced and result.first_seqnum is None
+    changed = {(c.kind, c.key): c for c in result.changes}
+    assert changed[("scsi_device", str(hctl))].after == ("offline",)
+    assert rows_of(store, "live") == full(store, bed.root)
+    # nothing changed since: a second re-read writes nothing
+    assert model.reread([device]).rows_written == 0
+
+
 def test_a_burst_is_applied_in_batches_of_at_most_max_batch(
     store: Store, bed: LiveTestbed, source: RecordingSource, events: InMemoryEventSource
 ) -> None:

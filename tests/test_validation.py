@@ -268,3 +268,58 @@ def test_argument_types_are_checked_at_the_public_functions(store: Store) -> Non
             call()
         assert raised.value.field == field, field
     assert journal(store, limit=5) == []
+
+
+# --- FC port names, LUNs, iSCSI portals ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "0x10000000C9ABCDEF",
+        "10000000c9abcdef",
+        "10:00:00:00:c9:ab:cd:ef",
+        "10-00-00-00-C9-AB-CD-EF",
+        " 0X10:00:00:00:C9:AB:CD:EF\n",
+    ],
+)
+def test_a_wwn_in_any_spelling_is_its_16_lowercase_digits(spelling: str) -> None:
+    assert validation.wwn("wwpn", spelling) == "10000000c9abcdef"
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "0x", "10000000c9abcde", "10000000c9abcdef0", "0a:0b:0c:0d:0e:0f:0g:0h", 16, None]
+)
+def test_anything_else_is_not_a_wwn(bad: object) -> None:
+    with pytest.raises(exceptions.InvalidInput) as caught:
+        validation.wwn("wwpn", bad)
+    assert caught.value.field == "wwpn"
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("192.0.2.10", "192.0.2.10:3260"),
+        ("192.0.2.10:3261", "192.0.2.10:3261"),
+        ("Target.Example", "target.example:3260"),
+        ("2001:DB8::1", "[2001:db8::1]:3260"),
+        ("[2001:db8:0::1]:860", "[2001:db8::1]:860"),
+    ],
+)
+def test_portals_are_address_and_port(text: str, normal: str) -> None:
+    assert validation.portal("portal", text) == normal
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "a b", "[::1", "[::1]x", "1.2.3.4:0", "1.2.3.4:65536", "h:p", "[zz]:1"]
+)
+def test_bad_portals_are_refused(bad: str) -> None:
+    with pytest.raises(exceptions.InvalidInput):
+        validation.portal("portal", bad)
+
+
+def test_luns_are_64_bit() -> None:
+    assert validation.lun("lun", 2**64 - 1) == 2**64 - 1
+    for bad in (-1, 2**64, True, "1"):
+        with pytest.raises(exceptions.InvalidInput):
+            validation.lun("lun", bad)

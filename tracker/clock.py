@@ -74,6 +74,8 @@ class SystemClock:
         :returns: the last value of ``predicate()``.
         :raises: what ``predicate`` raises.
         """
+        if timeout == float("inf"):
+            return condition.wait_for(predicate)
         return condition.wait_for(predicate, max(0.0, timeout))
 
     def __repr__(self) -> str:

@@ -180,13 +180,14 @@ def _add_wait_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the host's name in the store; overrides [discovery] host_name",
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--poll",
         action="store_true",
         default=False,
         help="poll sysfs every [waiting] poll_interval seconds instead of udev's events",
     )
-    parser.add_argument(
+    source.add_argument(
         "--events-file",
         metavar="PATH",
         default=None,

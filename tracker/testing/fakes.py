@@ -63,6 +63,8 @@ class FakeClock:
         """
         with self._lock:
             self.waits.append(timeout)
+        if timeout == float("inf"):  # nothing to move on to: wait for real
+            return condition.wait_for(predicate)
         if condition.wait_for(predicate, min(max(0.0, timeout), self.real_wait)):
             return True
         with self._lock:

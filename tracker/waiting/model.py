@@ -520,6 +520,7 @@ class _Wait:
                 next_rescan = max(changed_at, asked_at, done) + settings.quiet_period
                 if now >= next_rescan:
                     self.ask_rescan()
+                    engine.reread(self.paths)
                     asked_at = now
                     next_rescan = now + settings.quiet_period
             wake = min(self.deadline, next_rescan)
