@@ -529,8 +529,11 @@ def read_scsi_hosts(session: Session, host_name: str) -> tuple[ScsiHostRecord, .
 def read_fc_remote_ports(
     session: Session, host_name: str, wwpn: str | None = None
 ) -> tuple[FcRemotePortRecord, ...]:
-    """:returns: the host's FC remote ports, all or those with that WWPN (16 lowercase
-    hex digits), by SCSI host and key (one query)."""
+    """Read the host's FC remote ports (one query).
+
+    :param wwpn: only those with that WWPN (16 lowercase hex digits).
+    :returns: the ports, by SCSI host and key.
+    """
     stmt = select(FC_REMOTE_PORTS).where(FC_REMOTE_PORTS.c.host_name == host_name)
     if wwpn is not None:
         stmt = stmt.where(FC_REMOTE_PORTS.c.wwpn == wwpn)
@@ -541,8 +544,12 @@ def read_fc_remote_ports(
 def read_iscsi_sessions(
     session: Session, host_name: str, target_iqn: str | None = None
 ) -> tuple[IscsiSessionRecord, ...]:
-    """:returns: the host's iSCSI sessions, all or those to a target (its IQN compared
-    without case, as RFC 3722 prescribes), by key (one query)."""
+    """Read the host's iSCSI sessions (one query).
+
+    :param target_iqn: only those to this target (compared without case, as
+        RFC 3722 prescribes).
+    :returns: the sessions, by key.
+    """
     stmt = select(ISCSI_SESSIONS).where(ISCSI_SESSIONS.c.host_name == host_name)
     if target_iqn is not None:
         stmt = stmt.where(func.lower(ISCSI_SESSIONS.c.target_iqn) == target_iqn.lower())

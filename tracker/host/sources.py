@@ -448,8 +448,11 @@ def _parse_uevent(raw: bytes) -> dict[str, str]:
 
 
 def listing_dirs(subsystem: str) -> tuple[str, str]:
-    """:returns: the two sysfs directories (relative to ``sys/``) listing a
-    subsystem's devices: ``/bus/<s>/devices`` and ``/class/<s>``. Never raises."""
+    """Name the directories listing a subsystem's devices.
+
+    :returns: ``/bus/<s>/devices`` and ``/class/<s>``, relative to ``sys/``.
+        Never raises.
+    """
     return (f"/bus/{subsystem}/devices", f"/class/{subsystem}")
 
 

@@ -147,8 +147,11 @@ class Engine:
             self._users = max(0, self._users - 1)
 
     def ready(self, run: int) -> bool:
-        """:returns: whether ``run`` has brought the store in line with the host
-        (condition held). Never raises."""
+        """Tell whether ``run`` has brought the store in line with the host
+        (call with the condition held).
+
+        :returns: whether it has. Never raises.
+        """
         return self._ready_run >= run
 
     def failure(self, run: int) -> BaseException | None:

@@ -139,8 +139,11 @@ class RescanPlan:
         return not self.addresses and not self.every_host
 
     def resolve(self, view: ModelView) -> tuple[ScanAddress, ...]:
-        """:returns: the scan requests, in order; a whole-host request replaces the
-        narrower requests of the same host."""
+        """Turn the plan into scan requests for the host ``view`` is about.
+
+        :returns: the requests, in order; a whole-host request replaces the
+            narrower requests of the same host.
+        """
         addresses = set(self.addresses)
         if self.every_host:
             addresses |= {
@@ -186,8 +189,10 @@ class Predicate:
         raise NotImplementedError
 
     def rescan_plan(self, view: ModelView) -> RescanPlan:
-        """:returns: what a rescan should cover for this predicate: every FC,
-        iSCSI and SAS host unless a subclass knows better."""
+        """Say what a rescan should cover for this predicate.
+
+        :returns: every FC, iSCSI and SAS host, unless a subclass knows better.
+        """
         return EVERY_HOST
 
     def __call__(self, model: StorageModel | ModelView | None = None) -> bool:
@@ -458,10 +463,13 @@ class FiberChannelMappingExists(Predicate):
         return Verdict(False, f"no such FC mapping; {context}", paths | more)
 
     def rescan_plan(self, view: ModelView) -> RescanPlan:
-        """:returns: the target behind the remote port (its channel and target id
-        come from the remote port of that WWPN), on each host port with the
-        initiator's WWPN; that host port whole when the remote port is not
-        known; every host when the initiator is not."""
+        """Target the rescan at the remote port of ``target_wwn``.
+
+        :returns: the target behind that remote port (its channel and target
+            id), on each host port with the initiator's WWPN; that host port
+            whole when the remote port is not known; every host when the
+            initiator is not.
+        """
         initiators = [h.number for h in view.scsi_hosts() if h.wwpn == self._initiator]
         if not initiators:
             return EVERY_HOST
@@ -564,9 +572,11 @@ class IscsiSessionExists(Predicate):
         return Verdict(False, f"no iSCSI session to {self.target_iqn}{through}", paths)
 
     def rescan_plan(self, view: ModelView) -> RescanPlan:
-        """:returns: the SCSI hosts of the target's sessions (what ``iscsiadm -m
-        session --rescan`` writes); nothing without a session, which only a login
-        creates."""
+        """Target the rescan at the target's sessions.
+
+        :returns: their SCSI hosts (what ``iscsiadm -m session --rescan``
+            writes to); nothing without a session, which only a login creates.
+        """
         hosts = {s.scsi_host for s in self._sessions(view) if s.scsi_host is not None}
         return RescanPlan(frozenset((h, None, None, None) for h in hosts))
 

@@ -91,8 +91,11 @@ class ModelView:
         )
 
     def fc_nexus(self, initiator_wwpn: str, target_wwpn: str) -> UnitView:
-        """:returns: the host's paths from an initiator port to a target port (every
-        LUN), and their maps; WWPNs as 16 lowercase hex digits."""
+        """Read an I-T nexus: WWPNs as 16 lowercase hex digits.
+
+        :returns: the host's paths from the initiator port to the target port
+            (every LUN), and their maps.
+        """
         return self._once(
             ("fc", initiator_wwpn, target_wwpn),
             lambda: observed.read_fc_mapping(
