@@ -455,17 +455,20 @@ def read_volume_on_host(session: Session, volume_id: str, host_name: str) -> Uni
 
 
 def read_wwid(session: Session, wwid: str, host_name: str | None = None) -> UnitView:
-    """The paths and maps of the logical unit with that WWID, compared without case
-    (two queries). A map whose paths are all gone is found by its own WWID.
+    """The paths and maps of the logical unit with that WWID (two indexed queries).
+
+    The WWID matches as given or in lowercase (the kernel writes hexadecimal
+    WWIDs in lowercase; users copy them in either case). A map whose paths are
+    all gone is found by its own WWID.
 
     :returns: the view.
     """
-    wanted = wwid.strip().lower()
+    spellings = sorted({wwid.strip(), wwid.strip().lower()})
     return _unit(
         session,
-        func.lower(SCSI_DEVICES.c.wwid) == wanted,
+        SCSI_DEVICES.c.wwid.in_(spellings),
         host_name,
-        func.lower(MULTIPATH_MAPS.c.wwid) == wanted,
+        MULTIPATH_MAPS.c.wwid.in_(spellings),
     )
 
 

@@ -601,8 +601,8 @@ def _portals(session: Any) -> set[str]:
 class MultipathPathsAtLeast(Predicate):
     """Holds when the multipath map of a logical unit has at least ``n`` active paths.
 
-    :param serial_or_wwid: the map's WWID (``multipath -ll`` shows it; without
-        case) or the unit serial of its paths.
+    :param serial_or_wwid: the map's WWID (as ``multipath -ll`` shows it; a
+        hexadecimal WWID in either case) or the unit serial of its paths.
     :param n: the number of active paths, 1 or more.
     :raises tracker.exceptions.InvalidInput: an empty identifier or a bad ``n``.
     """

@@ -84,7 +84,7 @@ class ModelView:
         )
 
     def units_by_wwid(self, wwid: str) -> UnitView:
-        """:returns: the host's paths and maps of the unit with that WWID (no case)."""
+        """:returns: the host's paths and maps of the unit with that WWID."""
         return self._once(
             ("wwid", wwid.lower()),
             lambda: observed.read_wwid(self.session, wwid, self.host_name),
