@@ -600,6 +600,105 @@ class WaitTimeout(TrackerError, TimeoutError):
         )
 
 
+# --- storage connections ---
+
+
+class InvalidStorageUri(InvalidInput):
+    """A storage connection URI that is malformed or names no supported target.
+
+    :ivar uri: the URI as given (never shown with credentials: a URI holding a
+        password is refused and shown without it).
+    :ivar reason: what is wrong with it.
+    :ivar accepted: the forms that are accepted, for the message.
+    """
+
+    ACCEPTED: ClassVar[tuple[str, ...]] = (
+        "nfs://SERVER/EXPORT",
+        "nfs://SERVER:/EXPORT",
+        "nfs://SERVER/EXPORT?vers=4.1&proto=tcp&timeo=600&retrans=2",
+        "iscsi://PORTAL[:PORT]/IQN[?lun=N&iface=NAME&tpgt=N]",
+        "iscsi://PORTAL/IQN;portal=TPGT",
+        "(an IPv6 PORTAL or SERVER in brackets: iscsi://[2001:db8::1]:3260/IQN)",
+    )
+
+    template = "invalid storage URI {shown}: {reason}; accepted forms: {accepted_text}"
+
+    def __init__(self, uri: str, reason: str) -> None:
+        self.uri = uri
+        self.accepted = self.ACCEPTED
+        TrackerError.__init__(
+            self,
+            shown=short_repr(uri),
+            reason=reason,
+            accepted_text=", ".join(self.ACCEPTED),
+        )
+        self.field = "uri"
+        self.value = uri
+        self.reason = reason
+
+
+class UnsupportedScheme(InvalidStorageUri):
+    """A storage URI whose scheme tracker does not connect (only ``iscsi`` and ``nfs``).
+
+    :ivar scheme: the scheme given.
+    """
+
+    def __init__(self, uri: str, scheme: str) -> None:
+        self.scheme = scheme
+        super().__init__(uri, f"unsupported scheme {scheme!r} (iscsi and nfs are)")
+
+
+class SecretFileRefused(InvalidInput):
+    """A CHAP secret file that cannot be used: unreadable, malformed, or readable by
+    group or others (it must be ``0600`` or stricter, like an SSH key).
+
+    :ivar path: the file.
+    """
+
+    template = "cannot use the secret file {path}: {reason}"
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        TrackerError.__init__(self, path=path, reason=reason)
+        self.field = "secret_file"
+        self.value = path
+        self.reason = reason
+
+
+class StorageConnectionInUse(AlreadyExists):
+    """A storage connection id that this host already manages.
+
+    :ivar host_name: the host.
+    :ivar connection_id: the id.
+    """
+
+    template = "storage connection {resource_id} is already managed on host {host_name}"
+
+    def __init__(self, host_name: str, connection_id: str) -> None:
+        self.host_name = host_name
+        self.connection_id = connection_id
+        self.resource = "storage connection"
+        self.resource_id = connection_id
+        TrackerError.__init__(self, host_name=host_name, resource_id=connection_id)
+
+
+class StorageConnectionNotFound(NotFound):
+    """A storage connection id that this host does not manage.
+
+    :ivar host_name: the host.
+    :ivar connection_id: the id.
+    """
+
+    template = "storage connection {resource_id} is not managed on host {host_name}"
+
+    def __init__(self, host_name: str, connection_id: str) -> None:
+        self.host_name = host_name
+        self.connection_id = connection_id
+        self.resource = "storage connection"
+        self.resource_id = connection_id
+        TrackerError.__init__(self, host_name=host_name, resource_id=connection_id)
+
+
 # --- host ---
 
 
@@ -639,6 +738,37 @@ class CommandFailed(HostError):
         self.returncode = returncode
         self.stderr = stderr
         super().__init__(command=command, returncode=returncode, stderr=stderr)
+
+
+class ConnectorFailed(HostError):
+    """A connector's command (``iscsiadm``, ``mount``, ``umount``) failed.
+
+    The command line is shown with secrets (CHAP passwords) replaced by
+    ``***``; the exit status is mapped to a stable code.
+
+    :ivar code: the stable error code (``ISCSI_ERR_LOGIN_AUTH_FAILED``,
+        ``MOUNT_FAILED`` ...), what ``last_error.code`` of a storage
+        connection holds.
+    :ivar message: what it means, for an operator.
+    :ivar returncode: the exit status (``None`` when the command timed out).
+    :ivar command: the command line, secrets redacted.
+    :ivar stderr: what it wrote on standard error (cut, secrets redacted).
+    """
+
+    template = "{message} ({code}, exit status {returncode}): {command}{detail}"
+
+    def __init__(
+        self, code: str, message: str, returncode: int | None, command: str, stderr: str = ""
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.returncode = returncode
+        self.command = command
+        self.stderr = stderr
+        detail = f": {stderr}" if stderr else ""
+        super().__init__(
+            code=code, message=message, returncode=returncode, command=command, detail=detail
+        )
 
 
 class PreloadLibraryMissing(HostError):
