@@ -672,7 +672,10 @@ class StorageConnectionInUse(AlreadyExists):
     :ivar connection_id: the id.
     """
 
-    template = "storage connection {resource_id} is already managed on host {host_name}"
+    template = (
+        "storage connection {resource_id!r} is already managed on host {host_name}: "
+        "unmanage it first, or choose another id"
+    )
 
     def __init__(self, host_name: str, connection_id: str) -> None:
         self.host_name = host_name
@@ -689,7 +692,7 @@ class StorageConnectionNotFound(NotFound):
     :ivar connection_id: the id.
     """
 
-    template = "storage connection {resource_id} is not managed on host {host_name}"
+    template = "storage connection {resource_id!r} is not managed on host {host_name}"
 
     def __init__(self, host_name: str, connection_id: str) -> None:
         self.host_name = host_name

@@ -203,6 +203,75 @@ waiting_opts = [
 ]
 
 
+connections_group = cfg.OptGroup(
+    "connections",
+    title="Managed storage connections",
+    help="How `tracker connections` keeps managed iSCSI targets and NFS exports connected.",
+)
+
+connections_opts = [
+    cfg.BoolOpt(
+        "monitor",
+        default=False,
+        help=(
+            "Run the connection monitor inside `tracker watch` (it reconnects the managed "
+            "connections of this host); `tracker connections monitor` runs it alone."
+        ),
+    ),
+    cfg.StrOpt(
+        "mount_base",
+        default="/run/tracker/mnt",
+        help="Directory under which NFS exports are mounted, one directory per export.",
+    ),
+    cfg.FloatOpt(
+        "check_interval",
+        default=10.0,
+        min=0.1,
+        help=(
+            "Seconds between two checks of one connection (the safety net against events "
+            "that never came); the checks of several connections are spread over it."
+        ),
+    ),
+    cfg.FloatOpt(
+        "backoff_initial",
+        default=1.0,
+        min=0.01,
+        help="Seconds before the second attempt to reconnect; doubled after each failure.",
+    ),
+    cfg.FloatOpt(
+        "backoff_max",
+        default=300.0,
+        min=0.01,
+        help=(
+            "The longest pause between two attempts (the cap, jitter included). Attempts "
+            "never stop while the connection is managed."
+        ),
+    ),
+    cfg.FloatOpt(
+        "jitter",
+        default=1.0,
+        min=0.0,
+        help="At most this many seconds added at random to each pause.",
+    ),
+    cfg.FloatOpt(
+        "lease_ttl",
+        default=300.0,
+        min=1.0,
+        help=(
+            "Seconds one process holds a connection's lease for an attempt, so that "
+            "processes sharing the store never reconnect it at once; longer than "
+            "command_timeout."
+        ),
+    ),
+    cfg.FloatOpt(
+        "command_timeout",
+        default=120.0,
+        min=1.0,
+        help="Seconds before an iscsiadm, mount or umount command is killed.",
+    ),
+]
+
+
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register tracker's options on ``conf``.
 
@@ -217,6 +286,8 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(watch_opts, group=watch_group)
     conf.register_group(waiting_group)
     conf.register_opts(waiting_opts, group=waiting_group)
+    conf.register_group(connections_group)
+    conf.register_opts(connections_opts, group=connections_group)
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
@@ -226,6 +297,7 @@ def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
         (discovery_group, list(discovery_opts)),
         (watch_group, list(watch_opts)),
         (waiting_group, list(waiting_opts)),
+        (connections_group, list(connections_opts)),
     ]
 
 

@@ -61,7 +61,7 @@ def _add_commands(subparsers: Any) -> None:
     SQLAlchemy, Alembic, pyudev and tenacity are imported by the handler that
     uses them, so that ``tracker --help`` and a bad argument stay fast.
     """
-    from tracker.cli import db, demo, discovery, status, transfer, wait, watch
+    from tracker.cli import connections, db, demo, discovery, status, transfer, wait, watch
 
     subparsers.metavar = "COMMAND"
     status.register(subparsers)
@@ -70,6 +70,7 @@ def _add_commands(subparsers: Any) -> None:
     discovery.register(subparsers)
     watch.register(subparsers)
     wait.register(subparsers)
+    connections.register(subparsers)
     demo.register(subparsers)
 
 

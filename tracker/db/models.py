@@ -56,6 +56,8 @@ VOLUME_STATUSES = (
 )
 SNAPSHOT_STATUSES = ("creating", "available", "error", "deleting", "deleted", "error_deleting")
 CONNECTION_STATUSES = ("attaching", "attached", "detaching", "error")
+#: States of a managed storage connection (see docs/connections.rst).
+STORAGE_CONNECTION_STATES = ("pending", "connected", "reconnecting")
 ATTACH_MODES = ("rw", "ro")
 
 
@@ -409,11 +411,56 @@ class HostLease(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class StorageConnection(Base):
+    """A storage connection (an iSCSI target, an NFS export) managed on one host.
+
+    Keyed by host name and the caller's id. The target is stored parsed
+    (``scheme``, ``connection_info``) and normalised (``uri``, ``target_key``:
+    what reference counting compares). No secret is ever stored: CHAP
+    credentials come from the file named in ``options`` (its path only is
+    kept) or live in the memory of the process that was given them. The
+    lease columns say which process may (re)connect it now, until when.
+    """
+
+    __tablename__ = "storage_connections"
+    __table_args__ = (
+        Index(None, "host_name", "target_key"),
+        _status_check("state", STORAGE_CONNECTION_STATES),
+    )
+
+    host_name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    scheme: Mapped[str] = mapped_column(String(16))
+    uri: Mapped[str] = mapped_column(String(2048))
+    target_key: Mapped[str] = mapped_column(String(512))
+    connection_info: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+    #: options that are not the URI's (``secret_file``): never a secret itself
+    options: Mapped[dict[str, Any]] = mapped_column(JSON(), default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    connected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: whether tracker's own login or mount made the connection (only then does
+    #: unmanaging disconnect it: a session os-brick logged in is left alone)
+    established: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    last_error_code: Mapped[str | None] = mapped_column(String(64))
+    last_error_message: Mapped[str | None] = mapped_column(String(1024))
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    #: consecutive failed attempts since the last success
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    connected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 __all__ = [
     "ATTACH_MODES",
     "CONNECTION_STATUSES",
     "JOURNAL_EVENTS",
     "SNAPSHOT_STATUSES",
+    "STORAGE_CONNECTION_STATES",
     "VOLUME_STATUSES",
     "Backend",
     "Base",
@@ -428,6 +475,7 @@ __all__ = [
     "ObservedScsiDevice",
     "ObservedScsiHost",
     "Snapshot",
+    "StorageConnection",
     "UTCDateTime",
     "Volume",
 ]

@@ -449,6 +449,43 @@ class LiveTestbed(Testbed):
             self.remove_iscsi_session(host)
         return tuple(events)
 
+    def unplug_iscsi_host(self, host: int) -> tuple[Uevent, ...]:
+        """Remove an iSCSI host whose session is gone, as ``iscsi_tcp`` does after a
+        logout (one host per session): its ``iscsi_host`` and ``scsi_host`` class
+        devices, then the host, newest first.
+
+        :returns: the events, in order.
+        :raises tracker.exceptions.TestbedError: when the host is not an iSCSI
+            host or still has a session.
+        :raises tracker.exceptions.UeventNotDelivered: as :meth:`plug_lun`.
+        """
+        with self._returning() as events, self._change() as batch:
+            host_path = self._require_host(host, "iscsi", f"host{host}")
+            if host in self._sessions:
+                raise TestbedError(what=f"host{host}", reason="log its session out first")
+            snapshot = self._snapshot([host_path])
+            del self._hosts[host], self._host_kinds[host]
+            self._session_specs.pop(host, None)
+            self._unlink_subtree(host_path)
+            self._removed(batch, snapshot)
+        return tuple(events)
+
+    def change(
+        self, sys_path: str, attributes: Mapping[str, str] | None = None
+    ) -> tuple[Uevent, ...]:
+        """Change attributes of a device and announce it: one ``change`` event.
+
+        :param attributes: attribute name -> new text (written with a newline).
+        :returns: the event (journalled and, unless ``deliver=False``, sent).
+        :raises tracker.exceptions.TestbedError: when there is no such device.
+        :raises tracker.exceptions.UeventNotDelivered: as :meth:`plug_lun`.
+        """
+        with self._returning() as events, self._change() as batch:
+            for name, value in (attributes or {}).items():
+                self.set_attribute(sys_path, name, value)
+            batch.append(self.sender.event("change", sys_path))
+        return tuple(events)
+
 
 def to_device_events(events: Iterable[Uevent]) -> tuple[DeviceEvent, ...]:
     """Convert events for :class:`tracker.host.events.InMemoryEventSource`.
