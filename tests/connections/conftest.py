@@ -32,6 +32,7 @@ from tracker.testing.live import LiveTestbed, to_device_events
 from tracker.testing.mounts import FakeMount
 from tracker.testing.topologies import synthetic_identity
 from tracker.testing.uevents import Uevent
+from tracker.waiting.model import StorageModel
 
 HOST = "node-1"
 IQN = "iqn.2010-10.org.openstack:volume-1"
@@ -98,7 +99,7 @@ class Rig:
         self.directory = directory
         self.live = LiveTestbed(bed, deliver=False)
         self.store = store
-        self.events = InMemoryEventSource()
+        self.sources: list[InMemoryEventSource] = []
         self.mount = FakeMount(self.live.root, exports={EXPORT})
         self.iscsiadm = FakeIscsiadm(self.live, on_events=self.push, fallback=self.mount)
         self.executor = TimedExecutor(self.iscsiadm)
@@ -106,10 +107,20 @@ class Rig:
         self.iscsiadm.add_target(IQN2, PORTAL, luns=[(1, synthetic_identity(2))])
         self.mount_base = directory / "mnt"
         self.monitors: list[ConnectionMonitor] = []
+        self.models: list[StorageModel] = []
         self.manager = self.new_manager()
 
     def push(self, uevents: Sequence[Uevent]) -> None:
-        self.events.push(*to_device_events(uevents))
+        """Deliver events to every monitor's source (as udev multicasts them)."""
+        events = to_device_events(uevents)
+        for source in list(self.sources):
+            source.push(*events)
+
+    def new_events(self) -> InMemoryEventSource:
+        """An event source of its own for one more listener (each engine stops its own)."""
+        source = InMemoryEventSource()
+        self.sources.append(source)
+        return source
 
     def new_manager(self, store: Store | None = None, **kwargs: Any) -> StorageConnectionManager:
         kwargs.setdefault("executor", self.executor)
@@ -132,7 +143,7 @@ class Rig:
         monitor = ConnectionMonitor(
             manager if manager is not None else self.manager,
             source=SysfsTreeSource(self.live.root),
-            events=kwargs.pop("events", self.events),
+            events=kwargs.pop("events", None) or self.new_events(),
             settings=settings,
             clock=clock,
             **kwargs,
@@ -159,6 +170,8 @@ class Rig:
     def close(self) -> None:
         for monitor in self.monitors:
             monitor.stop()
+        for model in self.models:
+            model.close()
 
 
 @pytest.fixture

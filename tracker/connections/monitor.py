@@ -386,7 +386,7 @@ class ConnectionMonitor:
         retrying = Retrying(
             stop=stop_never,
             wait=wait_exponential_jitter(
-                initial=settings.backoff_initial,
+                multiplier=settings.backoff_initial,
                 max=settings.backoff_max,
                 jitter=settings.jitter,
             ),
@@ -404,6 +404,9 @@ class ConnectionMonitor:
             with self.condition:
                 if self._workers.get(connection_id) is threading.current_thread():
                     del self._workers[connection_id]
+                # check again: a failure seen while this worker was finishing
+                # started no other worker
+                self._poked += 1
                 self.condition.notify_all()
 
     def _attempt(self, connection_id: str) -> None:

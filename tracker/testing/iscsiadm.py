@@ -247,7 +247,7 @@ class FakeIscsiadm:
         self.records: dict[tuple[str, str, str], NodeRecord] = {}
         self._targets: dict[tuple[str, str], FakeTarget] = {}
         self._sessions: dict[tuple[str, str, str], FakeSession] = {}
-        self._session_ids = itertools.count(1)
+        self._last_session_id = 0
         self._login_failures = _Failures()
         self._logout_failures = _Failures()
         self._lock = threading.RLock()
@@ -564,6 +564,18 @@ class FakeIscsiadm:
                     used.add(int(number))
         return next(n for n in itertools.count() if n not in used)
 
+    def _next_session_id(self) -> int:
+        """A session id above every one made so far, here or in the testbed: the
+        kernel counts session ids up and never reuses one."""
+        sessions = self.live.sys_dir / "class" / "iscsi_session"
+        if sessions.is_dir():
+            for entry in sessions.iterdir():
+                number = entry.name.removeprefix("session")
+                if number.isdigit():
+                    self._last_session_id = max(self._last_session_id, int(number))
+        self._last_session_id += 1
+        return self._last_session_id
+
     def _lun_specs(self, host: int, luns: Sequence[tuple[int, LunSource]]) -> list[LunSpec]:
         taken = set(self.live.disks)
         specs = []
@@ -668,7 +680,7 @@ class FakeIscsiadm:
     def _plug(self, record: NodeRecord) -> None:
         target = self._targets[(record.iqn, record.portal)]
         host = self._free_host()
-        session_id = next(self._session_ids)
+        session_id = self._next_session_id()
         address, port = _address_port(record.portal)
         start = len(self.live.events)
         self.live.add_iscsi_host(IscsiHostSpec(host=host, initiator_iqn=self.initiator_iqn))

@@ -26,6 +26,8 @@ mount's usage errors do.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import itertools
 import os
 import shlex
@@ -49,9 +51,19 @@ def _escape(text: str) -> bytes:
     return b"".join(_ESCAPED.get(byte, bytes((byte,))) for byte in os.fsencode(text))
 
 
-def _strip(source: str) -> str:
-    """An export without trailing slashes (``server:/`` stays)."""
-    return source if source.endswith(":/") else source.rstrip("/")
+def _export_key(source: str) -> str:
+    """What the server sees of ``server:/path``: the host name in lower case (names
+    resolve without regard to case; an IPv6 address in its compressed form), the
+    path without repeated or trailing slashes (``server:/`` stays)."""
+    server, separator, path = source.partition(":/")
+    if not separator:
+        return source
+    server = server.lower()
+    if server.startswith("[") and server.endswith("]"):
+        with contextlib.suppress(ValueError):
+            server = f"[{ipaddress.IPv6Address(server[1:-1])}]"
+    path = "/" + "/".join(part for part in path.split("/") if part)
+    return f"{server}:{path}"
 
 
 @dataclass(slots=True)
@@ -322,11 +334,14 @@ class FakeMount:
             )
         if not os.path.isdir(point):
             return _result(args, 32, stderr=f"mount: {point}: mount point does not exist.\n")
-        if any(e.mount_point == point and _strip(e.source) == _strip(source) for e in self.entries):
+        if any(
+            e.mount_point == point and _export_key(e.source) == _export_key(source)
+            for e in self.entries
+        ):
             return _result(
                 args, 32, stderr=f"mount: {point}: {source} already mounted on {point}.\n"
             )
-        if _strip(source) not in {_strip(export) for export in self.exports}:
+        if _export_key(source) not in {_export_key(export) for export in self.exports}:
             return _result(
                 args, 32, stderr=f"mount.nfs: access denied by server while mounting {source}\n"
             )

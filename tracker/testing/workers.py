@@ -7,6 +7,7 @@ processes, not just across objects in one interpreter.
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import queue
 import time
@@ -366,3 +367,78 @@ class Background:
         if outcome == "error":
             raise value
         self.result = value
+
+
+# --- storage connection leases ------------------------------------------------
+
+
+def _take_storage_connection_lease(
+    url: str, host_name: str, connection_id: str, owner: str, barrier: Barrier, results: Any
+) -> None:
+    from tracker.db import storage_connections
+    from tracker.db.models import utcnow
+
+    store = Store(url, auto_upgrade="never")
+    try:
+        barrier.wait(timeout=60)
+        taken = storage_connections.take_lease(
+            store, host_name, connection_id, owner, dt.timedelta(seconds=300), utcnow()
+        )
+        results.put((owner, taken))
+    finally:
+        store.dispose()
+
+
+def race_storage_connection_lease(
+    url: str, host_name: str, connection_id: str, racers: int = 2
+) -> dict[str, bool]:
+    """Let ``racers`` processes try to take one storage connection's lease at once.
+
+    :returns: owner (``racer-i``) -> whether it got the lease.
+    """
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(racers)
+    results = context.Queue()
+    processes = [
+        context.Process(
+            target=_take_storage_connection_lease,
+            args=(url, host_name, connection_id, f"racer-{i}", barrier, results),
+        )
+        for i in range(racers)
+    ]
+    for process in processes:
+        process.start()
+    outcome = dict(results.get(timeout=120) for _ in processes)
+    for process in processes:
+        process.join(timeout=60)
+    return outcome
+
+
+def hold_storage_connection_lease(
+    url: str, host_name: str, connection_id: str, stop: Any, started: Any
+) -> bool:
+    """Hold a storage connection's lease, as another process's monitor reconnecting it
+    would, until ``stop`` is set; then give it up.
+
+    :returns: whether the lease was taken.
+    """
+    from tracker.db import storage_connections
+    from tracker.db.models import utcnow
+
+    store = Store(url, auto_upgrade="never")
+    owner = "other-process"
+    try:
+        taken = storage_connections.take_lease(
+            store, host_name, connection_id, owner, dt.timedelta(seconds=300), utcnow()
+        )
+        started.set()
+        stop.wait(120)
+        storage_connections.release_lease(store, host_name, connection_id, owner)
+        return taken
+    finally:
+        store.dispose()
+
+
+def url_text(store: Store) -> str:
+    """:returns: a store's URL as text, with its password (for a child process)."""
+    return str(store.url.render_as_string(hide_password=False))
