@@ -210,3 +210,45 @@ def test_monitor_connects_in_the_foreground_until_sigterm(
     assert time.monotonic() - started < 20
     assert f"monitoring the storage connections of {HOST}" in run.err
     assert len(bed.iscsiadm.sessions) == 1
+
+
+def test_watch_runs_the_monitor_when_configured(
+    cli: Cli,
+    url: str,
+    bed: Bed,
+    sigterm_when: list[object],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert (
+        cli(
+            "--database-url", url, "connections", "manage", URI, "vol-1", "--host-name", HOST
+        ).code
+        == 0
+    )
+    monkeypatch.setenv("OS_CONNECTIONS__MONITOR", "true")
+    sigterm_when.append(lambda: bed.iscsiadm.logins == 1 and bed.iscsiadm.sessions)
+    run = cli(
+        "--database-url", url, "watch", "--root", str(bed.live.root), "--host-name", HOST,
+        "--events-file", str(bed.events_file),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert len(bed.iscsiadm.sessions) == 1
+
+
+def test_watch_leaves_connections_alone_by_default(
+    cli: Cli, url: str, bed: Bed, sigterm_when: list[object]
+) -> None:
+    assert (
+        cli(
+            "--database-url", url, "connections", "manage", URI, "vol-1", "--host-name", HOST
+        ).code
+        == 0
+    )
+    started = time.monotonic()
+    sigterm_when.append(lambda: time.monotonic() - started > 1.0)
+    run = cli(
+        "--database-url", url, "watch", "--root", str(bed.live.root), "--host-name", HOST,
+        "--events-file", str(bed.events_file),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert bed.iscsiadm.calls == []

@@ -31,10 +31,11 @@ from tracker.cli import common
 
 if TYPE_CHECKING:
     from tracker.connections.manager import StorageConnectionManager
+    from tracker.connections.monitor import ConnectionMonitor
     from tracker.db.store import Store
     from tracker.host.executor import CommandExecutor
 
-__all__ = ["connection_executor", "register"]
+__all__ = ["build_monitor", "connection_executor", "manager_of", "register"]
 
 
 def connection_executor() -> CommandExecutor:
@@ -275,19 +276,16 @@ def _until_signalled(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def run_monitor(conf: cfg.ConfigOpts) -> int:
-    """Run the connection monitor until SIGTERM or SIGINT.
+def build_monitor(conf: cfg.ConfigOpts, store: Store, events: Any) -> ConnectionMonitor:
+    """Build the connection monitor of this host from the command line and configuration.
 
-    :returns: 0 once stopped by a signal.
-    :raises tracker.exceptions.TrackerError: the monitor stopped on an error.
+    :param events: the device event source (``UDEV`` for udev's monitor).
+    :returns: the monitor, not started.
+    :raises tracker.exceptions.InvalidInput: a bad host name or setting.
     """
-    import logging
-
     from tracker.connections.monitor import ConnectionMonitor, MonitorSettings
     from tracker.host.sources import open_source
-    from tracker.waiting.model import UDEV
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     options = conf.connections
     settings = MonitorSettings(
         check_interval=options.check_interval,
@@ -296,6 +294,25 @@ def run_monitor(conf: cfg.ConfigOpts) -> int:
         jitter=options.jitter,
         lease_ttl=options.lease_ttl,
     )
+    return ConnectionMonitor(
+        manager_of(conf, store),
+        source=open_source(conf.discovery.source, _root(conf)),
+        events=events,
+        settings=settings,
+    )
+
+
+def run_monitor(conf: cfg.ConfigOpts) -> int:
+    """Run the connection monitor until SIGTERM or SIGINT.
+
+    :returns: 0 once stopped by a signal.
+    :raises tracker.exceptions.TrackerError: the monitor stopped on an error.
+    """
+    import logging
+
+    from tracker.waiting.model import UDEV
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     events_file: str | None = common.arg(conf, "events_file")
     events: Any = UDEV
     if events_file is not None:
@@ -304,17 +321,11 @@ def run_monitor(conf: cfg.ConfigOpts) -> int:
         events = JsonLinesEventSource(Path(events_file))
     stop = threading.Event()
     with common.opened_store(conf) as store:
-        manager = manager_of(conf, store)
-        monitor = ConnectionMonitor(
-            manager,
-            source=open_source(conf.discovery.source, _root(conf)),
-            events=events,
-            settings=settings,
-        )
+        monitor = build_monitor(conf, store, events)
         with _until_signalled(stop):
             monitor.start()
             print(
-                f"monitoring the storage connections of {manager.host_name}",
+                f"monitoring the storage connections of {monitor.manager.host_name}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -215,6 +215,14 @@ def run_watch(conf: cfg.ConfigOpts) -> int:
         service = WatchService(
             store, host_name, model, settings=settings, clock=clock, report=report, warn=warn
         )
+        if conf.connections.monitor:
+            # the managed storage connections of this host, kept connected in the
+            # same process (the monitor has its own view of the events)
+            from tracker.cli.connections import build_monitor
+
+            monitor = build_monitor(conf, store, _event_source(conf, clock))
+            monitor.start()
+            stack.callback(monitor.stop)
         with _stop_on_signals(service):
             return service.run()
     raise AssertionError("unreachable")  # pragma: no cover

@@ -134,9 +134,12 @@ class StorageConnectionRecord:
     attempts: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        """:returns: the entry with the RFC's keys: ``connected``, ``managed``,
-        ``lastError``, ``connectionInfo`` (and ``state``, ``attempts``).
-        Never raises."""
+        """Give the entry as JSON-ready data.
+
+        :returns: the entry with the RFC's keys: ``connected``, ``managed``,
+            ``lastError``, ``connectionInfo`` (and ``state``, ``attempts``).
+            Never raises.
+        """
         return {
             "connected": self.connected,
             "managed": self.managed,
@@ -415,7 +418,9 @@ class StorageConnectionManager:
         return self._secrets.get(stored.id)
 
     def host_connections(self) -> HostConnections:
-        """:returns: the host's iSCSI sessions (reconciled model) and NFS mounts now.
+        """Read what the host has: iSCSI sessions and NFS mounts.
+
+        :returns: the host's iSCSI sessions (reconciled model) and NFS mounts now.
 
         :raises tracker.exceptions.StoreError: the store cannot be read.
         """

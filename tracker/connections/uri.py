@@ -128,7 +128,8 @@ NFS:
   decoding as well (an export with a space cannot go in fstab or a mount
   unit unescaped). At most :data:`MAX_EXPORT_LENGTH` (1024, NFS's
   ``MNTPATHLEN``) characters. Non-ASCII characters are allowed, percent-encoded
-  in UTF-8 in the URI.
+  in UTF-8 in the URI (an :class:`NfsExport` whose URI would so be longer than
+  :data:`MAX_URI_LENGTH` is refused, as :func:`parse_uri` would refuse it).
 * ``;`` in an NFS path is refused (write ``%3B``): path parameters are the
   iSCSI RFC form, and one in an export would be ambiguous.
 * Options: ``vers`` is one of :data:`NFS_VERSIONS` (``4`` and ``4.0`` stay
@@ -340,9 +341,11 @@ class IscsiTarget:
         return f"iscsi://{self.portal}/{self.iqn}{_query(self.options)}"
 
     def as_dict(self) -> dict[str, object]:
-        """:returns: the connection info, JSON-ready and without secrets:
-        ``{"type": "iscsi", "portal": ..., "target": iqn, "lun": ..., "iface": ..., "tpgt": ...}``
-        (``None`` for what is not set). :func:`target_from_dict` reads it back.
+        """Give the target as connection info.
+
+        :returns: the connection info, JSON-ready and without secrets:
+            ``{"type": "iscsi", "portal": ..., "target": iqn, "lun": ..., "iface": ..., "tpgt": ...}``
+            (``None`` for what is not set). :func:`target_from_dict` reads it back.
         """
         return {
             "type": "iscsi",
@@ -379,6 +382,12 @@ class NfsExport:
         object.__setattr__(self, "server", _checked(kind, "server", _address, self.server))
         object.__setattr__(self, "export", _checked(kind, "export", _export, self.export))
         object.__setattr__(self, "options", _checked(kind, "options", _nfs_options, self.options))
+        if len(self.uri) > MAX_URI_LENGTH:  # parse_uri(self.uri) would refuse it
+            raise InvalidInput(
+                f"{kind} export",
+                self.export,
+                f"its URI, percent-encoded, is longer than {MAX_URI_LENGTH} characters",
+            )
 
     @property
     def scheme(self) -> str:
@@ -401,9 +410,11 @@ class NfsExport:
         return f"nfs://{_bracketed(self.server)}{path}{_query(self.options)}"
 
     def as_dict(self) -> dict[str, object]:
-        """:returns: the connection info, JSON-ready and without secrets:
-        ``{"type": "nfs", "server": ..., "export": ..., "options": {name: value}}``.
-        :func:`target_from_dict` reads it back.
+        """Give the export as connection info.
+
+        :returns: the connection info, JSON-ready and without secrets:
+            ``{"type": "nfs", "server": ..., "export": ..., "options": {name: value}}``.
+            :func:`target_from_dict` reads it back.
         """
         return {
             "type": "nfs",
@@ -419,7 +430,7 @@ StorageTarget: TypeAlias = IscsiTarget | NfsExport
 # --- parsing ---------------------------------------------------------------------------------
 
 
-def parse_uri(uri: str, options: Mapping[str, str] | None = None) -> StorageTarget:
+def parse_uri(uri: str, options: Mapping[str, str | int] | None = None) -> StorageTarget:
     """Parse a storage connection URI, with the options given beside it.
 
     :param uri: ``nfs://SERVER/EXPORT``, ``nfs://SERVER:/EXPORT``,
@@ -448,7 +459,7 @@ def parse_uri(uri: str, options: Mapping[str, str] | None = None) -> StorageTarg
         raise InvalidStorageUri(_shown(uri), exc.reason) from None
 
 
-def _parse(uri: str, options: Mapping[str, str] | None) -> StorageTarget:
+def _parse(uri: str, options: Mapping[str, str | int] | None) -> StorageTarget:
     if not uri:
         raise _Refused("the URI is empty")
     if len(uri) > MAX_URI_LENGTH:
@@ -836,6 +847,13 @@ def _ipv6(text: str) -> str:
 
 
 def _host_name(text: str) -> str:
+    # before lowercasing, which folds some non-ASCII letters to ASCII ones
+    bad = next((char for char in text if not char.isascii()), None)
+    if bad is not None:
+        raise _Refused(
+            f"the character {bad!r} is not allowed in a host name (letters, digits, '-' "
+            "and '.'; a host name in its xn-- form)"
+        )
     name = text.lower()
     labels = name.split(".")
     if labels[-1] and _DIGITS.issuperset(labels[-1]):
@@ -887,20 +905,22 @@ def _portal_text(value: object) -> str:
     try:
         return validation.portal("portal", value)
     except InvalidInput as exc:
-        raise _Refused(exc.reason) from None
+        raise _Refused(f"the portal: {exc.reason}") from None
 
 
 def _iqn(value: object) -> str:
     """:returns: the target name, lowercase, when it is an iSCSI name (see the module)."""
-    name = _text("the target name", value, MAX_IQN_LENGTH).lower()
-    if len(name) > MAX_IQN_LENGTH:  # lowercasing can lengthen non-ASCII text
-        raise _Refused(f"the target name is longer than {MAX_IQN_LENGTH} characters")
-    bad = next((char for char in name if char not in _ISCSI_NAME_CHARACTERS), None)
-    if bad is not None:
+    text = _text("the target name", value, MAX_IQN_LENGTH)
+    # checked before lowercasing: str.lower folds some non-ASCII letters (U+212A
+    # KELVIN SIGN) to ASCII ones, which would let a non-ASCII name through
+    bad = next((char for char in text if char.lower() not in _ISCSI_NAME_CHARACTERS), None)
+    if bad is not None or not text.isascii():
+        bad = bad if bad is not None else next(char for char in text if not char.isascii())
         raise _Refused(
             f"the character {bad!r} is not allowed in an iSCSI name "
             "(letters, digits, '-', '.' and ':')"
         )
+    name = text.lower()
     prefix, body = name[:4], name[4:]
     if prefix == "iqn.":
         date, dot, authority = body.partition(".")
@@ -1030,26 +1050,73 @@ def _short(value: object, limit: int = 40) -> str:
 def _shown(uri: str) -> str:
     """:returns: ``uri`` as an error may show it: without user information, and with the
     values of unknown options (query fields and path parameters) replaced by ``***``.
+
+    The values are looked for both in ``uri`` as given and in it without the user
+    information, so a secret with ``@`` in it (``?password=p@ss``) shows no part of it.
     """
-    text = uri
-    at = text.rfind("@")
+    removed = range(0)
+    at = uri.rfind("@")
     if at >= 0:
-        start = text.find("//")
-        head = text[: start + 2] if 0 <= start < at else ""
-        text = head + text[at + 1 :]
-    base, question, rest = text.partition("?")
-    query, hash_, fragment = rest.partition("#")
-    segments = base.split(";")
-    for index in range(1, len(segments)):
-        name, equals, _value = segments[index].partition("=")
-        if equals and unquote(name) != "portal":
-            segments[index] = f"{name}=***"
-    fields = query.split("&")
-    for index, field in enumerate(fields):
-        name, equals, _value = field.partition("=")
-        if equals and unquote(name.replace("+", " ")) not in _ALL_OPTIONS:
-            fields[index] = f"{name}=***"
-    return ";".join(segments) + question + "&".join(fields) + hash_ + fragment
+        start = uri.find("//")
+        removed = range(start + 2 if 0 <= start < at else 0, at + 1)
+    # the position in ``uri`` of each position of the text without user information
+    origin = [*range(removed.start), *range(removed.stop, len(uri) + 1)]
+    stripped = uri[: removed.start] + uri[removed.stop :]
+    hidden = [False] * len(uri)
+    starts: set[int] = set()  # where an (empty or hidden) value begins: "***" is written
+    for text, where in ((uri, list(range(len(uri) + 1))), (stripped, origin)):
+        for begin, end in _unknown_values(text):
+            starts.add(where[begin])
+            for position in range(begin, end):
+                hidden[where[position]] = True
+    shown: list[str] = []
+    for position in range(len(uri) + 1):
+        if position in removed:
+            continue
+        previous = bool(shown) and shown[-1] == "***"
+        if (position in starts or (position < len(uri) and hidden[position])) and not previous:
+            shown.append("***")
+        if position < len(uri) and not hidden[position]:
+            shown.append(uri[position])
+    return "".join(shown)
+
+
+def _unknown_values(text: str) -> list[tuple[int, int]]:
+    """:returns: the spans of ``text`` that hold the values of path parameters (but
+    ``portal``) and of query fields that are not known options.
+    """
+    question = text.find("?")
+    base_end = len(text) if question < 0 else question
+    spans: list[tuple[int, int]] = []
+    semicolon = text.find(";", 0, base_end)
+    if semicolon >= 0:
+        for name, begin, end in _named_values(text, semicolon + 1, base_end, ";"):
+            if unquote(name) != "portal":
+                spans.append((begin, end))
+    if question >= 0:
+        query_end = text.find("#", question + 1)
+        query_end = len(text) if query_end < 0 else query_end
+        for name, begin, end in _named_values(text, question + 1, query_end, "&"):
+            if unquote(name.replace("+", " ")) not in _ALL_OPTIONS:
+                spans.append((begin, end))
+    return spans
+
+
+def _named_values(text: str, start: int, end: int, separator: str) -> list[tuple[str, int, int]]:
+    """:returns: ``(name, value start, value end)`` of each ``NAME=VALUE`` piece of
+    ``text[start:end]`` split at ``separator`` (pieces without ``=`` are left out).
+    """
+    named: list[tuple[str, int, int]] = []
+    position = start
+    while True:
+        stop = text.find(separator, position, end)
+        stop = end if stop < 0 else stop
+        equals = text.find("=", position, stop)
+        if equals >= 0:
+            named.append((text[position:equals], equals + 1, stop))
+        if stop >= end:
+            return named
+        position = stop + 1
 
 
 # --- reading back what the store holds ---------------------------------------------------------

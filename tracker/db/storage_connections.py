@@ -91,7 +91,9 @@ def _rowcount(result: Any) -> int:
 
 
 def list_for_host(store: Store, host_name: str) -> tuple[StoredConnection, ...]:
-    """:returns: the host's managed connections, by id (one query).
+    """List a host's managed connections.
+
+    :returns: the host's managed connections, by id (one query).
 
     :raises tracker.exceptions.StoreError: the store cannot be read.
     """
@@ -102,7 +104,9 @@ def list_for_host(store: Store, host_name: str) -> tuple[StoredConnection, ...]:
 
 
 def get(store: Store, host_name: str, connection_id: str) -> StoredConnection | None:
-    """:returns: one managed connection, or ``None`` when it is not managed.
+    """Read one managed connection.
+
+    :returns: one managed connection, or ``None`` when it is not managed.
 
     :raises tracker.exceptions.StoreError: the store cannot be read.
     """
@@ -200,8 +204,10 @@ def delete_connection(
 
 
 def sharing(store: Store, host_name: str, target_key: str) -> tuple[str, ...]:
-    """:returns: the ids of the host's managed connections to one target, sorted
-    (one query, through the ``(host_name, target_key)`` index).
+    """List the ids of the host's managed connections to one target.
+
+    :returns: the ids of the host's managed connections to one target, sorted
+        (one query, through the ``(host_name, target_key)`` index).
 
     :raises tracker.exceptions.StoreError: the store cannot be read.
     """

@@ -61,15 +61,15 @@ some are success: 15 (``ISCSI_ERR_SESS_EXISTS``) for a login, 21
 (``ISCSI_ERR_NO_OBJS_FOUND``) for a logout, a record deletion and the session
 list. Besides the table:
 
-=================  ==========================================================
-code               when
-=================  ==========================================================
-``TIMEOUT``        iscsiadm ran past the timeout and was killed
-``NOT_INSTALLED``  there is no ``iscsiadm`` (Debian package ``open-iscsi``)
-``EXEC_FAILED``    it could not be started (permissions, a broken binary)
-``KILLED``         it was killed by a signal (negative exit status)
+=====================  ==========================================================
+code                   when
+=====================  ==========================================================
+``TIMEOUT``            iscsiadm ran past the timeout and was killed
+``NOT_INSTALLED``      there is no ``iscsiadm`` (Debian package ``open-iscsi``)
+``EXEC_FAILED``        it could not be started (permissions, a broken binary)
+``KILLED``             it was killed by a signal (negative exit status)
 ``ISCSI_ERR_UNKNOWN``  an exit status the table does not know
-=================  ==========================================================
+=====================  ==========================================================
 
 Output is host input: at most :data:`OUTPUT_LIMIT` characters of it are
 parsed, and every text taken from it is made valid, printable UTF-8

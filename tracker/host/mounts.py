@@ -321,8 +321,11 @@ def nfs_mounts(entries: Iterable[MountEntry]) -> tuple[MountEntry, ...]:
 
 
 def mounts_at(entries: Iterable[MountEntry], mount_point: Path | str) -> tuple[MountEntry, ...]:
-    """:returns: the entries mounted on ``mount_point`` (a normalised absolute
-    path; compared as text, no link is resolved), bottom first. Never raises."""
+    """Find what is mounted on a mount point.
+
+    :returns: the entries mounted on ``mount_point`` (a normalised absolute
+        path; compared as text, no link is resolved), bottom first. Never raises.
+    """
     wanted = os.path.normpath(os.fspath(mount_point))
     return tuple(entry for entry in entries if entry.mount_point == wanted)
 
