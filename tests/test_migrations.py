@@ -207,3 +207,25 @@ def test_a_newer_store_has_no_planned_losses_it_is_refused(store: Store) -> None
         head = migrate.script_directory().get_current_head()
         with store.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = :h"), {"h": head})
+
+
+def test_managed_storage_connections_survive_unless_a_downgrade_is_allowed_to_drop_them(
+    downgradable: Store,
+) -> None:
+    """Revision 0007 adds storage_connections: going below it drops the managed ones."""
+    from tracker.connections.manager import StorageConnectionManager
+
+    store = downgradable
+    manager = StorageConnectionManager(store, host_name="node-1")
+    manager.manage_storage_connection("iscsi://192.0.2.10/iqn.2010-10.org.x:v1", "a")
+    manager.manage_storage_connection("nfs://nas.example/srv", "b")
+    assert migrate.planned_losses(store, "0006_host_leases") == {"storage_connections": 2}
+    with pytest.raises(exceptions.DataLossRefused):
+        migrate.downgrade(store, "0006_host_leases")
+    assert set(manager.get_storage_connection_list()) == {"a", "b"}
+    assert migrate.downgrade(store, "0006_host_leases", allow_data_loss=True) == {
+        "storage_connections": 2
+    }
+    assert "storage_connections" not in _tables(store)
+    migrate.upgrade(store)
+    assert manager.get_storage_connection_list() == {}
