@@ -44,18 +44,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, fresh_store, scratch_dir, unavailable  # noqa: E402
+from _common import emit, fresh_store, scratch_dir, unavailable
 
-from tracker.connections.manager import StorageConnectionManager  # noqa: E402
-from tracker.connections.monitor import ConnectionMonitor, MonitorSettings  # noqa: E402
-from tracker.db.store import Store  # noqa: E402
-from tracker.host.events import InMemoryEventSource  # noqa: E402
-from tracker.host.executor import CommandResult  # noqa: E402
-from tracker.host.sources import SysfsTreeSource  # noqa: E402
-from tracker.testing.iscsiadm import FakeIscsiadm  # noqa: E402
-from tracker.testing.live import LiveTestbed, to_device_events  # noqa: E402
-from tracker.testing.topologies import synthetic_identity  # noqa: E402
-from tracker.testing.uevents import Uevent  # noqa: E402
+from tracker.connections.manager import StorageConnectionManager
+from tracker.connections.monitor import ConnectionMonitor, MonitorSettings
+from tracker.db.store import Store
+from tracker.host.events import InMemoryEventSource
+from tracker.host.executor import CommandResult
+from tracker.host.sources import SysfsTreeSource
+from tracker.testing.iscsiadm import FakeIscsiadm
+from tracker.testing.live import LiveTestbed, to_device_events
+from tracker.testing.topologies import synthetic_identity
+from tracker.testing.uevents import Uevent
 
 HOST = "bench-host"
 IQN = "iqn.2010-10.org.openstack:bench"

@@ -220,9 +220,7 @@ def test_watch_runs_the_monitor_when_configured(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert (
-        cli(
-            "--database-url", url, "connections", "manage", URI, "vol-1", "--host-name", HOST
-        ).code
+        cli("--database-url", url, "connections", "manage", URI, "vol-1", "--host-name", HOST).code
         == 0
     )
     monkeypatch.setenv("OS_CONNECTIONS__MONITOR", "true")
@@ -239,9 +237,7 @@ def test_watch_leaves_connections_alone_by_default(
     cli: Cli, url: str, bed: Bed, sigterm_when: list[object]
 ) -> None:
     assert (
-        cli(
-            "--database-url", url, "connections", "manage", URI, "vol-1", "--host-name", HOST
-        ).code
+        cli("--database-url", url, "connections", "manage", URI, "vol-1", "--host-name", HOST).code
         == 0
     )
     started = time.monotonic()

@@ -22,7 +22,9 @@ from tracker import exceptions
 from tracker.connections.monitor import ConnectionMonitor, MonitorSettings
 from tracker.db import storage_connections as rows
 from tracker.db.models import utcnow
+from tracker.db.store import Store
 from tracker.host.executor import CommandResult
+from tracker.host.iscsiadm import ChapCredentials
 from tracker.host.sources import SysfsTreeSource
 from tracker.testing import workers
 from tracker.testing.fakes import FakeClock
@@ -297,9 +299,8 @@ def test_the_monitor_stops_cleanly_and_can_be_restarted(rig: Rig) -> None:
     with again:
         rig.iscsiadm.fail_session(IQN, PORTAL)
         rig.until(lambda: rig.iscsiadm.logins == 2)
-    with pytest.raises(exceptions.InvalidInput):
-        with again:
-            again.start()
+    with pytest.raises(exceptions.InvalidInput), again:
+        again.start()
 
 
 # --- leases: several processes on one store ------------------------------------------------
@@ -361,3 +362,43 @@ def test_no_reconnect_while_another_process_holds_the_lease(rig: Rig) -> None:
         assert rig.iscsiadm.logins == 1  # the other process holds it
     rig.until(lambda: rig.iscsiadm.logins == 2, timeout=5)
     rig.until(lambda: rig.connected("vol-1"))
+
+
+# --- restarts and secrets -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"], indirect=True)
+def test_a_restarted_monitor_resumes_managing(rig: Rig) -> None:
+    first = rig.monitor()
+    manage_and_connect(rig, first)
+    first.stop()  # the process goes away...
+    rig.iscsiadm.drop_session(IQN, PORTAL)  # ...and the session while nobody looked
+    again = Store(rig.store.url, auto_upgrade="never")
+    try:
+        manager = rig.new_manager(again)  # a new process: nothing in memory
+        with rig.monitor(manager):
+            rig.until(lambda: rig.iscsiadm.logins == 2)
+            rig.until(lambda: manager.get_storage_connection_list()["vol-1"].connected)
+    finally:
+        again.dispose()
+
+
+def test_the_monitor_never_logs_a_secret(rig: Rig) -> None:
+    rig.iscsiadm.add_target(IQN, PORTAL, chap=ChapCredentials("tenant-7731", "s3cr3t-Pa55"))
+    path = rig.directory / "chap"
+    path.write_text("username = tenant-7731\npassword = s3cr3t-Pa55\n")
+    path.chmod(0o600)
+    rig.iscsiadm.fail_logins(24, times=1)
+    with LogCapture(level=logging.DEBUG) as logs:
+        rig.manager.manage_storage_connection(
+            ISCSI_URI, "vol-1", options={"secret_file": str(path)}
+        )
+        with rig.monitor():
+            rig.until(lambda: rig.connected("vol-1"))
+            rig.iscsiadm.fail_session(IQN, PORTAL)
+            rig.until(lambda: rig.iscsiadm.logins == 2)
+        listing = repr(rig.manager.get_storage_connection_list())
+    assert rig.iscsiadm.records  # the CHAP settings reached iscsiadm
+    text = listing + " ".join(f"{r.getMessage()} {r.args!r}" for r in logs.records)
+    assert "***" in text  # the command lines were logged, redacted
+    assert "s3cr3t-Pa55" not in text and "tenant-7731" not in text

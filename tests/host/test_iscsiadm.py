@@ -74,7 +74,19 @@ def test_login_with_chap_iface_and_tpgt(popen: MockPopen) -> None:
         IQN, "192.0.2.10:3260", iface="iface0", tpgt=2, chap=CHAP
     )
     assert commands(popen) == [
-        ("iscsiadm", "-m", "node", "-T", IQN, "-p", "192.0.2.10:3260,2", "-I", "iface0", "-o", "new"),
+        (
+            "iscsiadm",
+            "-m",
+            "node",
+            "-T",
+            IQN,
+            "-p",
+            "192.0.2.10:3260,2",
+            "-I",
+            "iface0",
+            "-o",
+            "new",
+        ),
         (*update, "node.session.auth.authmethod", "-v", "CHAP"),
         (*update, "node.session.auth.username", "-v", USER),
         (*update, "node.session.auth.password", "-v", PASSWORD),
@@ -183,7 +195,18 @@ def test_logout_of_one_iface_keeping_the_record(popen: MockPopen) -> None:
     popen.set_default()
     Iscsiadm(SubprocessExecutor()).logout(IQN, "[2001:db8::1]", iface="iface0", forget=False)
     assert commands(popen) == [
-        ("iscsiadm", "-m", "node", "-T", IQN, "-p", "[2001:db8::1]:3260", "-I", "iface0", "--logout")
+        (
+            "iscsiadm",
+            "-m",
+            "node",
+            "-T",
+            IQN,
+            "-p",
+            "[2001:db8::1]:3260",
+            "-I",
+            "iface0",
+            "--logout",
+        )
     ]
 
 
@@ -370,7 +393,7 @@ def test_a_successful_chap_login_logs_no_secret() -> None:
 def test_credentials_do_not_show_themselves() -> None:
     assert repr(CHAP) == "ChapCredentials(username='***', password='***')"
     assert str(CHAP) == repr(CHAP)
-    assert PASSWORD not in f"{CHAP} {CHAP!r} {[CHAP]} {({'c': CHAP})}"
+    assert PASSWORD not in f"{CHAP} {CHAP!r} {[CHAP]} { ({'c': CHAP}) }"
     assert ChapCredentials(USER, PASSWORD) == CHAP
 
 

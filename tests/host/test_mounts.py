@@ -262,7 +262,15 @@ def test_mount_with_options(popen: MockPopen, root: Path) -> None:
         "server.example:/export", point, [("vers", "4.1"), ("proto", "tcp"), ("hard", "")]
     )
     assert commands(popen) == [
-        ("mount", "-t", "nfs", "-o", "vers=4.1,proto=tcp,hard", "server.example:/export", str(point))
+        (
+            "mount",
+            "-t",
+            "nfs",
+            "-o",
+            "vers=4.1,proto=tcp,hard",
+            "server.example:/export",
+            str(point),
+        )
     ]
     timeouts = [c.kwargs["timeout"] for c in popen.all_calls if c[0] == "Popen().communicate"]
     assert timeouts == [60]

@@ -344,8 +344,9 @@ class IscsiTarget:
         """Give the target as connection info.
 
         :returns: the connection info, JSON-ready and without secrets:
-            ``{"type": "iscsi", "portal": ..., "target": iqn, "lun": ..., "iface": ..., "tpgt": ...}``
-            (``None`` for what is not set). :func:`target_from_dict` reads it back.
+            ``{"type": "iscsi", "portal": ..., "target": iqn, "lun": ..., "iface": ...,
+            "tpgt": ...}`` (``None`` for what is not set). :func:`target_from_dict` reads
+            it back.
         """
         return {
             "type": "iscsi",
