@@ -8,6 +8,9 @@ the reason.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -56,6 +59,20 @@ class Databases:
 def dbs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
     with ExitStack() as stack:
         yield Databases(stack, tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture
+def tmpfs_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh directory on tmpfs (``/dev/shm``) when possible, removed afterwards.
+
+    Testbeds live there: fast, and never under a real ``/sys`` or ``/dev`` node.
+    """
+    shm = Path("/dev/shm")
+    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    prefix = f"{request.node.path.parent.name}-test-"
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,6 @@ monitor through an in-memory event source, exactly as udev's would.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -175,13 +172,9 @@ class Rig:
 
 
 @pytest.fixture
-def rig_dir() -> Iterator[Path]:
+def rig_dir(tmpfs_dir: Path) -> Path:
     """A fresh directory on tmpfs when possible."""
-    shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    directory = Path(tempfile.mkdtemp(prefix="connections-test-", dir=parent))
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    return tmpfs_dir
 
 
 @pytest.fixture

@@ -8,10 +8,7 @@ with the reason, elsewhere (:func:`tracker.testing.testbed.unavailable`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -33,13 +30,9 @@ VPD_DIR = DATA_DIR / "vpd"
 
 
 @pytest.fixture
-def bed_dir() -> Iterator[Path]:
+def bed_dir(tmpfs_dir: Path) -> Path:
     """A fresh directory on tmpfs when possible (never under /sys or /dev nodes)."""
-    shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    directory = Path(tempfile.mkdtemp(prefix="host-test-", dir=parent))
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    return tmpfs_dir
 
 
 @pytest.fixture

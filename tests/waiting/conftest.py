@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,13 +11,9 @@ from tracker.testing.testbed import require_preload_library
 
 
 @pytest.fixture
-def bed_dir() -> Iterator[Path]:
+def bed_dir(tmpfs_dir: Path) -> Path:
     """A fresh directory on tmpfs when possible."""
-    shm = Path("/dev/shm")
-    parent = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    directory = Path(tempfile.mkdtemp(prefix="wait-test-", dir=parent))
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
+    return tmpfs_dir
 
 
 @pytest.fixture

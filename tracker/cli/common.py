@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -257,3 +258,29 @@ def plural(count: int, noun: str, plural_form: str | None = None) -> str:
     """:returns: ``"1 volume"``, ``"3 volumes"``."""
     word = noun if count == 1 else (plural_form or f"{noun}s")
     return f"{count} {word}"
+
+
+@contextmanager
+def stop_on_signals(
+    request_stop: Callable[[], None], stopping: Callable[[], bool]
+) -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT ask for a stop; a second one interrupts.
+
+    :param request_stop: called by the first signal (it must be safe in a
+        signal handler: set a flag).
+    :param stopping: whether a stop was asked for already; then the signal
+        raises :class:`KeyboardInterrupt` (exit 130).
+    :returns: a context manager; the previous handlers are put back after it.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        if stopping():
+            raise KeyboardInterrupt
+        request_stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -16,13 +16,9 @@ unknown, the store unreachable), 2 bad arguments, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
@@ -261,21 +257,6 @@ def run_list(conf: cfg.ConfigOpts) -> int:
     return 0
 
 
-@contextmanager
-def _until_signalled(stop: threading.Event) -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def build_monitor(conf: cfg.ConfigOpts, store: Store, events: Any) -> ConnectionMonitor:
     """Build the connection monitor of this host from the command line and configuration.
 
@@ -322,7 +303,7 @@ def run_monitor(conf: cfg.ConfigOpts) -> int:
     stop = threading.Event()
     with common.opened_store(conf) as store:
         monitor = build_monitor(conf, store, events)
-        with _until_signalled(stop):
+        with common.stop_on_signals(stop.set, stop.is_set):
             monitor.start()
             print(
                 f"monitoring the storage connections of {monitor.manager.host_name}",

@@ -15,12 +15,9 @@ interrupted a batch (rolled back, never half-applied).
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from oslo_config import cfg
@@ -32,7 +29,7 @@ if TYPE_CHECKING:
     from tracker.db.store import Store
     from tracker.host.events import EventSource
     from tracker.host.sources import DeviceSource
-    from tracker.watch import BatchReport, LiveModelLike, WatchService
+    from tracker.watch import BatchReport, LiveModelLike
 
 __all__ = ["live_model", "register", "run_watch"]
 
@@ -149,23 +146,6 @@ def _printer(as_json: bool) -> tuple[Any, Any]:
     return report, warn
 
 
-@contextmanager
-def _stop_on_signals(service: WatchService) -> Iterator[None]:
-    """SIGTERM/SIGINT: stop after the batch in progress; a second one interrupts it."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if service.stopping:
-            raise KeyboardInterrupt
-        service.request_stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def run_watch(conf: cfg.ConfigOpts) -> int:
     """Run the watch service until SIGTERM or SIGINT.
 
@@ -223,6 +203,6 @@ def run_watch(conf: cfg.ConfigOpts) -> int:
             monitor = build_monitor(conf, store, _event_source(conf, clock))
             monitor.start()
             stack.callback(monitor.stop)
-        with _stop_on_signals(service):
+        with common.stop_on_signals(service.request_stop, lambda: service.stopping):
             return service.run()
     raise AssertionError("unreachable")  # pragma: no cover

@@ -11,6 +11,7 @@ import datetime as dt
 import multiprocessing
 import queue
 import time
+from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
 from typing import Any
 
@@ -83,14 +84,27 @@ def race_metadata_updates(
 
     :returns: racer key -> ``"saved"`` or ``"conflict: <message>"``.
     """
+    return _race(
+        _racer, racers, lambda i: (url, backend_name, volume_id), lambda i: (f"racer-{i}", str(i))
+    )
+
+
+def _race(
+    target: Any,
+    racers: int,
+    before: Callable[[int], tuple[Any, ...]],
+    after: Callable[[int], tuple[Any, ...]],
+) -> dict[Any, Any]:
+    """Run ``target(*before(i), barrier, results, *after(i))`` in ``racers`` spawned
+    processes that meet at the barrier; each puts one ``(key, value)`` in ``results``.
+
+    :returns: key -> value, one per racer.
+    """
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(racers)
     results = context.Queue()
     processes = [
-        context.Process(
-            target=_racer,
-            args=(url, backend_name, volume_id, barrier, results, f"racer-{i}", str(i)),
-        )
+        context.Process(target=target, args=(*before(i), barrier, results, *after(i)))
         for i in range(racers)
     ]
     for process in processes:
@@ -374,7 +388,7 @@ class Background:
 
 def _take_storage_connection_lease(
     url: str, host_name: str, connection_id: str, owner: str, barrier: Barrier, results: Any
-) -> None:
+) -> None:  # the arguments in _race's order
     from tracker.db import storage_connections
     from tracker.db.models import utcnow
 
@@ -396,22 +410,12 @@ def race_storage_connection_lease(
 
     :returns: owner (``racer-i``) -> whether it got the lease.
     """
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(racers)
-    results = context.Queue()
-    processes = [
-        context.Process(
-            target=_take_storage_connection_lease,
-            args=(url, host_name, connection_id, f"racer-{i}", barrier, results),
-        )
-        for i in range(racers)
-    ]
-    for process in processes:
-        process.start()
-    outcome = dict(results.get(timeout=120) for _ in processes)
-    for process in processes:
-        process.join(timeout=60)
-    return outcome
+    return _race(
+        _take_storage_connection_lease,
+        racers,
+        lambda i: (url, host_name, connection_id, f"racer-{i}"),
+        lambda i: (),
+    )
 
 
 def hold_storage_connection_lease(
