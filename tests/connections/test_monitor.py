@@ -289,18 +289,23 @@ def test_unmanage_while_a_login_runs_logs_it_out_when_it_lands(rig: Rig) -> None
     assert rig.manager.get_storage_connection_list() == {}
 
 
-def test_the_monitor_stops_cleanly_and_can_be_restarted(rig: Rig) -> None:
+def test_the_monitor_stops_cleanly_and_a_new_one_takes_over(rig: Rig) -> None:
+    before = threading.active_count()
     monitor = rig.monitor()
     manage_and_connect(rig, monitor)
     monitor.stop()
     monitor.stop()  # idempotent
     assert not monitor.running
+    with pytest.raises(exceptions.InvalidInput) as caught:
+        monitor.start()  # its event source is closed
+    assert "a new monitor" in str(caught.value)
     again = rig.monitor()
     with again:
+        with pytest.raises(exceptions.InvalidInput):
+            again.start()  # running already
         rig.iscsiadm.fail_session(IQN, PORTAL)
         rig.until(lambda: rig.iscsiadm.logins == 2)
-    with pytest.raises(exceptions.InvalidInput), again:
-        again.start()
+    rig.until(lambda: threading.active_count() <= before, timeout=5)
 
 
 # --- leases: several processes on one store ------------------------------------------------

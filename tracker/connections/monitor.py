@@ -160,6 +160,7 @@ class ConnectionMonitor:
         self.engine = engine
         self.condition = engine.condition
         self._thread: threading.Thread | None = None
+        self._stopped = False
         self._stopping = False
         self._workers: dict[str, threading.Thread] = {}
         self._unmanaged: set[str] = set()
@@ -185,11 +186,16 @@ class ConnectionMonitor:
     def start(self) -> None:
         """Start the monitor thread (it brings the host's model in sync first).
 
-        :raises tracker.exceptions.InvalidInput: it is running already.
+        :raises tracker.exceptions.InvalidInput: it is running already, or it was
+            stopped (its event source is closed: make a new monitor).
         """
         with self.condition:
             if self._thread is not None:
                 raise exceptions.InvalidInput("monitor", self, "already started")
+            if self._stopped:
+                raise exceptions.InvalidInput(
+                    "monitor", self, "it was stopped; a new monitor starts again"
+                )
             self._stopping = False
             self._failure = None
             self._thread = threading.Thread(
@@ -217,6 +223,8 @@ class ConnectionMonitor:
                 worker.join(timeout)
         if self._own_engine:
             self.engine.close()
+            with self.condition:
+                self._stopped = True
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
@@ -426,6 +434,17 @@ class ConnectionMonitor:
             LOG.debug("%s: %s is being reconnected by another process", host_name, connection_id)
             raise _Failed
         target = target_from_dict(stored.connection_info)
+        if isinstance(target, IscsiTarget) and host.sessions_to(target):
+            # The model may lag behind the host (events not applied yet, another
+            # process reconnected meanwhile): read the sessions again before any
+            # of them is logged out as unhealthy.
+            paths = [s.sys_path for s in host.sessions_to(target)]
+            self.engine.reread_now(paths, self.settings.confirm_timeout)
+            host = manager.host_connections()
+            if manager.is_connected(stored, host):
+                rows.release_lease(store, host_name, connection_id, self.owner)
+                rows.record_check(store, host_name, connection_id, connected=True, now=self.wall())
+                return
         connector = manager.connector(target)
         self.attempts += 1
         try:

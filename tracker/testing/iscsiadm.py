@@ -42,16 +42,16 @@ does not know exit 7 (``ISCSI_ERR_INVAL``) with a message saying so.
 from __future__ import annotations
 
 import itertools
-import shlex
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracker import validation
-from tracker.exceptions import CommandFailed, CommandNotFound, InvalidInput, TestbedError
+from tracker.exceptions import CommandNotFound, InvalidInput, TestbedError
 from tracker.host.executor import CommandExecutor, CommandResult
 from tracker.host.iscsiadm import ChapCredentials
+from tracker.testing.failures import ArmedFailures, failed_result
 from tracker.testing.live import LiveTestbed
 from tracker.testing.specs import (
     DiskSpec,
@@ -161,33 +161,6 @@ class FakeSession:
         return (self.iqn, self.portal, self.iface)
 
 
-@dataclass(slots=True)
-class _Failure:
-    returncode: int | None  # None: time out
-    times: int | None  # None: until cleared
-    stderr: str | None
-
-
-class _Failures:
-    def __init__(self) -> None:
-        self._armed: _Failure | None = None
-
-    def arm(self, returncode: int | None, times: int | None, stderr: str | None) -> None:
-        if times is not None and times < 0:
-            raise ValueError("times must be None or >= 0")
-        self._armed = None if times == 0 else _Failure(returncode, times, stderr)
-
-    def take(self) -> _Failure | None:
-        armed = self._armed
-        if armed is None:
-            return None
-        if armed.times is not None:
-            armed.times -= 1
-            if armed.times <= 0:
-                self._armed = None
-        return armed
-
-
 class _Usage(Exception):
     """Arguments the fake does not understand: exit 7."""
 
@@ -248,8 +221,8 @@ class FakeIscsiadm:
         self._targets: dict[tuple[str, str], FakeTarget] = {}
         self._sessions: dict[tuple[str, str, str], FakeSession] = {}
         self._last_session_id = 0
-        self._login_failures = _Failures()
-        self._logout_failures = _Failures()
+        self._login_failures = ArmedFailures()
+        self._logout_failures = ArmedFailures()
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -612,16 +585,6 @@ class FakeIscsiadm:
             )
         return specs
 
-    @staticmethod
-    def _failed(
-        args: tuple[str, ...], failure: _Failure, message: str, timeout: float | None
-    ) -> CommandResult:
-        if failure.returncode is None:
-            raise CommandFailed(
-                command=shlex.join(args), returncode=None, stderr=f"timed out after {timeout} s"
-            )
-        return _result(args, failure.returncode, stderr=failure.stderr or message)
-
     def _login(
         self,
         args: tuple[str, ...],
@@ -655,7 +618,7 @@ class FakeIscsiadm:
                     "iscsiadm: Could not log into all portals\n"
                 )
                 if failure is not None:
-                    return self._failed(args, failure, message, timeout)
+                    return failed_result(args, failure, message, timeout)
                 return _result(args, code, stdout="".join(out), stderr=message)
             self._plug(record)
             out.append(f"Login to {where} successful.\n")
@@ -730,7 +693,7 @@ class FakeIscsiadm:
             return _result(args, 21, stderr="iscsiadm: No matching sessions found\n")
         failure = self._logout_failures.take()
         if failure is not None:
-            return self._failed(
+            return failed_result(
                 args,
                 failure,
                 "iscsiadm: Could not logout of all requested sessions\n",

@@ -30,16 +30,16 @@ import contextlib
 import ipaddress
 import itertools
 import os
-import shlex
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracker.exceptions import CommandFailed, CommandNotFound, TestbedError
+from tracker.exceptions import CommandNotFound, TestbedError
 from tracker.host.executor import CommandExecutor, CommandResult
 from tracker.host.mounts import MOUNTINFO, MountEntry
+from tracker.testing.failures import ArmedFailures, failed_result
 
 __all__ = ["FakeMount"]
 
@@ -64,13 +64,6 @@ def _export_key(source: str) -> str:
             server = f"[{ipaddress.IPv6Address(server[1:-1])}]"
     path = "/" + "/".join(part for part in path.split("/") if part)
     return f"{server}:{path}"
-
-
-@dataclass(slots=True)
-class _Failure:
-    returncode: int | None
-    times: int | None
-    stderr: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +110,8 @@ class FakeMount:
                 MountEntry(1, 0, "/dev/vda1", "/", "ext4", "rw,relatime", "rw"), "254:1", "shared:1"
             )
         ]
-        self._mount_failure: _Failure | None = None
-        self._umount_failure: _Failure | None = None
+        self._mount_failures = ArmedFailures()
+        self._umount_failures = ArmedFailures()
         self._lock = threading.RLock()
         (self.root / MOUNTINFO).parent.mkdir(parents=True, exist_ok=True)
         self._write()
@@ -222,12 +215,6 @@ class FakeMount:
 
     # -- failures --
 
-    @staticmethod
-    def _arm(returncode: int | None, times: int | None, stderr: str | None) -> _Failure | None:
-        if times is not None and times < 0:
-            raise ValueError("times must be None or >= 0")
-        return None if times == 0 else _Failure(returncode, times, stderr)
-
     def fail_mounts(
         self, returncode: int | None = 32, times: int | None = None, *, stderr: str | None = None
     ) -> None:
@@ -241,7 +228,7 @@ class FakeMount:
         :raises ValueError: a negative ``times``.
         """
         with self._lock:
-            self._mount_failure = self._arm(returncode, times, stderr)
+            self._mount_failures.arm(returncode, times, stderr)
 
     def fail_umounts(
         self, returncode: int | None = 32, times: int | None = None, *, stderr: str | None = None
@@ -252,17 +239,7 @@ class FakeMount:
         :raises ValueError: a negative ``times``.
         """
         with self._lock:
-            self._umount_failure = self._arm(returncode, times, stderr)
-
-    @staticmethod
-    def _take(failure: _Failure | None) -> tuple[_Failure | None, _Failure | None]:
-        """:returns: (the failure to apply now, what stays armed)."""
-        if failure is None:
-            return None, None
-        if failure.times is None:
-            return failure, failure
-        failure.times -= 1
-        return failure, (failure if failure.times > 0 else None)
+            self._umount_failures.arm(returncode, times, stderr)
 
     # -- the executor --
 
@@ -293,16 +270,6 @@ class FakeMount:
                 return self._mount(args, timeout)
             return self._umount(args, timeout)
 
-    @staticmethod
-    def _failed(
-        args: tuple[str, ...], failure: _Failure, message: str, timeout: float | None
-    ) -> CommandResult:
-        if failure.returncode is None:
-            raise CommandFailed(
-                command=shlex.join(args), returncode=None, stderr=f"timed out after {timeout} s"
-            )
-        return _result(args, failure.returncode, stderr=failure.stderr or message)
-
     def _mount(self, args: tuple[str, ...], timeout: float | None) -> CommandResult:
         fstype, options, positional = None, "", []
         words = iter(args[1:])
@@ -325,9 +292,9 @@ class FakeMount:
             return _result(args, 1, stderr="mount: bad usage (fake mount: SOURCE MOUNT_POINT)\n")
         source, target = positional
         point = os.path.normpath(target)
-        failure, self._mount_failure = self._take(self._mount_failure)
+        failure = self._mount_failures.take()
         if failure is not None:
-            return self._failed(args, failure, "mount.nfs: Connection timed out\n", timeout)
+            return failed_result(args, failure, "mount.nfs: Connection timed out\n", timeout)
         if fstype not in ("nfs", "nfs4"):
             return _result(
                 args, 32, stderr=f"mount: {point}: unknown filesystem type '{fstype}'.\n"
@@ -372,9 +339,9 @@ class FakeMount:
         if unknown or len(targets) != 1:
             return _result(args, 1, stderr="umount: bad usage (fake umount: [-f] [-l] TARGET)\n")
         point = os.path.normpath(targets[0])
-        failure, self._umount_failure = self._take(self._umount_failure)
+        failure = self._umount_failures.take()
         if failure is not None:
-            return self._failed(args, failure, f"umount: {point}: target is busy.\n", timeout)
+            return failed_result(args, failure, f"umount: {point}: target is busy.\n", timeout)
         for index in range(len(self._lines) - 1, 0, -1):
             entry = self._lines[index].entry
             if entry.mount_point == point or entry.source == targets[0]:

@@ -99,6 +99,8 @@ class Engine:
         self._ready_run = 0
         self._failures: dict[int, BaseException] = {}
         self._rereads: dict[str, None] = {}
+        self._reread_asked = 0
+        self._reread_done = 0
         self._resync: str | None = None
         self._closed = False
         #: committed batches (and resyncs) since the model was built
@@ -175,6 +177,26 @@ class Engine:
         """
         with self.condition:
             self._rereads.update(dict.fromkeys(paths))
+
+    def reread_now(self, paths: Iterable[str], timeout: float) -> bool:
+        """Re-read some devices and wait (through the clock) until that is in the store.
+
+        :returns: whether the re-read was applied within ``timeout`` seconds.
+        :raises: nothing.
+        """
+        with self.condition:
+            self._rereads.update(dict.fromkeys(paths))
+            self._reread_asked += 1
+            ticket = self._reread_asked
+            self.condition.notify_all()
+            return (
+                self.clock.wait(
+                    self.condition,
+                    lambda: self._reread_done >= ticket or self._closed,
+                    timeout,
+                )
+                and not self._closed
+            )
 
     def request_resync(self, reason: str) -> None:
         """Ask for a full scan and reconcile at the next step.
@@ -276,11 +298,16 @@ class Engine:
                         self._thread = None
                         return
                     paths, self._rereads = list(self._rereads), {}
+                    asked = self._reread_asked
                     resync, self._resync = self._resync, None
                 if resync is not None:
                     self._applied(model.resync(resync))
                 if paths:
                     self._applied(model.reread(paths))
+                if asked != self._reread_done:
+                    with self.condition:
+                        self._reread_done = asked
+                        self.condition.notify_all()
                 self._applied(model.step(self.step_timeout))
         except BaseException as error:  # handed to the waiters, who raise it
             LOG.debug("%s: the wait engine stopped: %r", self.host_name, error)
