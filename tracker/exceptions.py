@@ -702,6 +702,45 @@ class StorageConnectionNotFound(NotFound):
         TrackerError.__init__(self, host_name=host_name, resource_id=connection_id)
 
 
+# --- volume paths ---
+
+
+class UnknownProtocol(InvalidInput):
+    """A connector protocol tracker has no path connector for.
+
+    :ivar protocol: the protocol given.
+    :ivar known: the protocols there are connectors for.
+    """
+
+    template = "unknown connector protocol {shown} (known: {known_text})"
+
+    def __init__(self, protocol: object, known: tuple[str, ...]) -> None:
+        self.protocol = protocol
+        self.known = known
+        TrackerError.__init__(self, shown=short_repr(protocol), known_text=", ".join(known))
+        self.field = "protocol"
+        self.value = protocol
+        self.reason = f"known: {', '.join(known)}"
+
+
+class MissingConnectionProperty(InvalidInput):
+    """Connection properties without a key their protocol needs (os-brick raises KeyError).
+
+    :ivar protocol: the protocol of the properties.
+    :ivar key: the missing key (or the alternatives, ``"target_portal or target_portals"``).
+    """
+
+    template = "{protocol} connection properties need {key}"
+
+    def __init__(self, protocol: str, key: str) -> None:
+        self.protocol = protocol
+        self.key = key
+        TrackerError.__init__(self, protocol=protocol, key=key)
+        self.field = key
+        self.value = None
+        self.reason = "missing"
+
+
 # --- host ---
 
 

@@ -427,3 +427,33 @@ class _JsonWalker:
 def _short(value: object, limit: int = 40) -> str:
     shown = repr(value)
     return shown if len(shown) <= limit else f"{shown[:limit]}..."
+
+
+#: The prefixes a WWN or WWID may be written with (dropped to compare them).
+WWN_PREFIXES: tuple[str, ...] = ("naa.", "eui.", "0x")
+
+
+def wwn_forms(value: str | None) -> tuple[str, ...]:
+    """The spellings a volume's WWN or a device's WWID may be matched by.
+
+    The one rule by which a device is linked to a tracked volume (reconcile)
+    and a path is said to belong to one (:mod:`tracker.paths`): lowercase,
+    with and without a ``naa.``, ``eui.`` or ``0x`` prefix, and a WWID in
+    scsi_id's form (``3`` + an NAA name, ``2`` + an EUI-64) with and without its
+    designator type.
+
+    :returns: the forms (empty for no value). Never raises.
+    """
+    if not value:
+        return ()
+    text = value.strip().lower()
+    for prefix in WWN_PREFIXES:
+        if text.startswith(prefix):
+            return (text, text[len(prefix) :])
+    # scsi_id's (and multipath's) WWID: the designator type, then its hex digits
+    # (3: NAA, 16 or 32 digits; 2: EUI-64, 16 digits)
+    if _HEX_DIGITS.issuperset(text) and (
+        (text[:1] == "3" and len(text) in (17, 33)) or (text[:1] == "2" and len(text) == 17)
+    ):
+        return (text, text[1:])
+    return (text,)

@@ -61,7 +61,7 @@ def _add_commands(subparsers: Any) -> None:
     SQLAlchemy, Alembic, pyudev and tenacity are imported by the handler that
     uses them, so that ``tracker --help`` and a bad argument stay fast.
     """
-    from tracker.cli import connections, db, demo, discovery, status, transfer, wait, watch
+    from tracker.cli import connections, db, demo, discovery, paths, status, transfer, wait, watch
 
     subparsers.metavar = "COMMAND"
     status.register(subparsers)
@@ -71,6 +71,7 @@ def _add_commands(subparsers: Any) -> None:
     watch.register(subparsers)
     wait.register(subparsers)
     connections.register(subparsers)
+    paths.register(subparsers)
     demo.register(subparsers)
 
 

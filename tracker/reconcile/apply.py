@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, insert, update
 from sqlalchemy.orm import Session
 
+from tracker import validation
 from tracker.db import observed, repository
 from tracker.reconcile.kinds import SPECS, Key, KindSpec, Row, VolumeLink, digest
 
@@ -101,20 +102,6 @@ class Applied:
 # --- linking to tracked volumes -------------------------------------------------
 
 
-_PREFIXES = ("naa.", "eui.", "0x")
-
-
-def _wwn_forms(value: str | None) -> tuple[str, ...]:
-    """The spellings a WWN or WWID may be matched by (``naa.`` / ``0x`` prefixes dropped)."""
-    if not value:
-        return ()
-    text = value.strip().lower()
-    for prefix in _PREFIXES:
-        if text.startswith(prefix):
-            return (text, text[len(prefix) :])
-    return (text,)
-
-
 @dataclass
 class _Links:
     """The outcome of linking: which identity row and which unit goes to which volume."""
@@ -135,7 +122,7 @@ class _Volumes:
     def read(cls, session: Session) -> _Volumes:
         volumes = cls()
         for volume_id, wwn, serial in observed.identified_volumes(session):
-            for form in _wwn_forms(wwn):
+            for form in validation.wwn_forms(wwn):
                 volumes.by_wwn[form].add(volume_id)
             if serial:
                 volumes.by_serial[serial].add(volume_id)
@@ -144,7 +131,9 @@ class _Volumes:
     def match(self) -> observed.IdentityMatch | None:
         """What a stored row must match to possibly link to one of these volumes
         (``None``: too many spellings to list, read every row)."""
-        wwns = {f"{prefix}{form}" for form in self.by_wwn for prefix in ("", *_PREFIXES)}
+        wwns = {
+            f"{prefix}{form}" for form in self.by_wwn for prefix in ("", *validation.WWN_PREFIXES)
+        }
         if len(wwns) + len(self.by_serial) > _MATCH_LIMIT:
             return None
         return observed.IdentityMatch(frozenset(wwns), frozenset(self.by_serial))
@@ -179,7 +168,7 @@ def _link(
     row_volumes: dict[tuple[str, Key], set[str]] = {}
     for ref, row in identities.items():
         hits: set[str] = set()
-        for form in (*_wwn_forms(row["wwn"]), *_wwn_forms(row["wwid"])):
+        for form in (*validation.wwn_forms(row["wwn"]), *validation.wwn_forms(row["wwid"])):
             hits |= by_wwn.get(form, set())
         if row["serial"]:
             hits |= by_serial.get(row["serial"], set())

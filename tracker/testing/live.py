@@ -355,6 +355,17 @@ class LiveTestbed(Testbed):
             self.remove_lun(hctl)
         return tuple(events)
 
+    def unplug_multipath(self, index: int) -> tuple[Uevent, ...]:
+        """Remove a multipath map (multipathd flushing it): ``remove`` of ``dm-N``.
+
+        :returns: the events, in order.
+        :raises tracker.exceptions.TestbedError: when there is no such map.
+        :raises tracker.exceptions.UeventNotDelivered: as :meth:`plug_lun`.
+        """
+        with self._returning() as events:
+            self.remove_multipath(index)
+        return tuple(events)
+
     def plug_path(self, spec: LunSpec, multipath: int | MultipathSpec) -> tuple[Uevent, ...]:
         """Hot-plug one path (an sd disk) of a multipath LUN.
 
