@@ -82,6 +82,20 @@ def fleet(tmpfs_dir: Path, store: Store) -> Iterator[Fleet]:
     yield Fleet(tmpfs_dir, store)
 
 
+def same_as_full_read(fleet: Fleet, volume_id: str) -> None:
+    """verify_detach reads only what may be the volume's: the answer is the full read's."""
+    from tracker.db.paths import read_paths
+    from tracker.paths import findings
+
+    with fleet.store.read() as session:
+        full = findings.verify_detach(read_paths(session), volume_id, {})
+    scoped = service.verify_detach(fleet.store, volume_id)
+    assert [(f.kind, f.host_name, f.hctl, f.wwid, f.reason) for f in scoped.findings] == [
+        (f.kind, f.host_name, f.hctl, f.wwid, f.reason) for f in full.findings
+    ]
+    assert (scoped.hosts, scoped.attached_on) == (full.hosts, full.attached_on)
+
+
 def kinds(report: object) -> list[tuple[str, str | None]]:
     return [(f.kind, f.path) for f in report.findings]  # type: ignore[attr-defined]
 
@@ -171,6 +185,7 @@ def test_leftover_devices_and_map_after_a_detach_are_reported_with_why_and_since
     assert first.since is not None  # from the journal: when sda appeared
     assert first.hctl == "0:0:0:0" and first.severity == "leftover"
     assert "/dev/disk/by-id/wwn-0x60014050383041423030303030303634" in first.links
+    same_as_full_read(fleet, a.id)
     orphans = service.find_orphans(fleet.store, host="h1")
     assert [f.kind for f in orphans.findings] == ["leftover-device"] * 2 + [
         "leftover-map",
@@ -213,6 +228,8 @@ def test_a_new_volume_at_a_detached_volume_s_lun_is_a_hazard(fleet: Fleet) -> No
         ("reused-lun", "/dev/sdc", c.id),
     ]
     assert f"volume {a.id} (same WWID)" in hazards[0].reason
+    same_as_full_read(fleet, a.id)
+    same_as_full_read(fleet, c.id)
     assert orphans.findings[0].severity == "hazard"  # hazards come first
     attach = service.verify_attach(fleet.store, c.id, "h1")
     assert {f.kind for f in attach.findings} == {"wrong-wwid"}
@@ -254,6 +271,7 @@ def test_a_volume_migrated_between_hosts_is_checked_on_the_host_it_left(fleet: F
     assert report.attached_on == ("h2",) and report.hosts == ("h1",)
     assert {f.host_name for f in report.findings} == {"h1"}
     assert len(report.findings) == 3
+    same_as_full_read(fleet, a.id)
     assert service.verify_detach(fleet.store, a.id, host="h2").clean
     assert service.verify_attach(fleet.store, a.id, "h2").clean
 

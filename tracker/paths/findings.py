@@ -362,6 +362,34 @@ def device_at(device: ScsiDeviceRecord, properties: ConnectionProperties) -> boo
     return properties.device_path in {device.path, *device.links}
 
 
+def target_keys(properties: ConnectionProperties) -> set[tuple[str, str, str, int]]:
+    """The ``(transport, target, portal, kernel LUN)`` keys a device at the properties has.
+
+    :returns: the keys (``portal`` empty for FC; none for local properties). Never raises.
+    """
+    keys: set[tuple[str, str, str, int]] = set()
+    if isinstance(properties, IscsiProperties):
+        for t in properties.targets:
+            keys |= {("iscsi", t.iqn, t.portal, lun) for lun in kernel_luns(t.lun)}
+    elif isinstance(properties, FcProperties):
+        for ft in properties.targets:
+            keys |= {("fc", ft.target_wwn, "", lun) for lun in kernel_luns(ft.lun)}
+    return keys
+
+
+def device_key(device: ScsiDeviceRecord) -> tuple[str, str, str, int] | None:
+    """The ``(transport, target, portal, LUN)`` key of an iSCSI or FC device.
+
+    :returns: the key, or ``None`` for another transport or an unknown target.
+    """
+    if device.transport == "iscsi" and device.target_iqn:
+        return ("iscsi", device.target_iqn.lower(), _portal(device.target_portal) or "", device.lun)
+    if device.transport == "fc":
+        target = _wwn(device.target_wwpn)
+        return None if target is None else ("fc", target, "", device.lun)
+    return None
+
+
 def _expected_paths(properties: ConnectionProperties) -> int:
     if isinstance(properties, IscsiProperties):
         return len(properties.targets)
@@ -466,6 +494,18 @@ class _Host:
     def attached_volumes(self) -> set[str]:
         return {a.volume_id for a, _ in self.attached()}
 
+    def at_targets(self) -> dict[tuple[str, str, str, int], list[AttachmentRecord]]:
+        """The attached connections by the target keys of their paths."""
+        found: dict[tuple[str, str, str, int], list[AttachmentRecord]] = defaultdict(list)
+        for attachment, properties in self.attached():
+            if properties is not None:
+                for key in target_keys(properties):
+                    found[key].append(attachment)
+        return found
+
+    def attached_local_paths(self) -> set[str]:
+        return {p.device_path for _, p in self.attached() if isinstance(p, LocalProperties)}
+
     def by_block(self) -> dict[str, ScsiDeviceRecord]:
         return {d.block_name: d for d in self.devices if d.block_name}
 
@@ -557,11 +597,10 @@ class _VolumeIndex:
 def _hazards(host: _Host, snapshot: PathsSnapshot, index: _VolumeIndex) -> list[Finding]:
     """The reused-LUN hazards of one host."""
     found: list[Finding] = []
-    attached = host.attached()
+    at_targets = host.at_targets()
     for device in host.devices:
-        for attachment, properties in attached:
-            if properties is None or not device_at(device, properties):
-                continue
+        key = device_key(device)
+        for attachment in at_targets.get(key, ()) if key is not None else ():
             expected = snapshot.volumes.get(attachment.volume_id)
             if expected is None or not _identified(device):
                 continue
@@ -658,13 +697,13 @@ def _leftovers(
 
 def _unmatched(host: _Host, snapshot: PathsSnapshot, index: _VolumeIndex) -> list[Finding]:
     found: list[Finding] = []
-    attached = host.attached()
+    at_targets = host.at_targets()
     for device in host.devices:
         if device.transport not in CONNECTED_TRANSPORTS:
             continue
         if _volume_of(device, snapshot.volumes, index) is not None:
             continue  # a tracked volume's: a leftover, or attached
-        if any(p is not None and device_at(device, p) for _, p in attached):
+        if device_key(device) in at_targets:
             continue
         found.append(
             _device_finding(

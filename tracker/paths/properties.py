@@ -7,7 +7,10 @@ A backend describes how to reach a volume with a dict (os-brick's
 normal forms the reconciled model holds, so they compare equal to what
 discovery observed. Keys it does not use (``auth_method``, ``auth_password``,
 ``volume_id``, ``encrypted``, ``qos_specs``, ``discard`` ...) are ignored, and
-CHAP credentials are never put in an error message or in :meth:`as_dict`.
+CHAP credentials are never put in an error message or in ``as_dict()``: a
+rejected value that holds the text of a key named ``*password*``,
+``*username*`` or ``*secret*`` (or holds such a key) is shown as its type
+(``<str>``, ``<dict>``) instead.
 
 Accepted shapes
 ---------------
@@ -119,6 +122,11 @@ MAX_DEVICE_PATH = 4095
 _IQN_PREFIXES = ("iqn.", "eui.", "naa.")
 #: The most digits a LUN has (2^64-1 has 20).
 _MAX_LUN_DIGITS = 20
+
+#: Words that make a key's value a credential, never shown in an error.
+_SECRET_WORDS = ("password", "username", "secret")
+#: How deep a rejected value is searched for credentials before it is withheld anyway.
+_MAX_SECRET_DEPTH = 16
 
 _T = TypeVar("_T")
 
@@ -412,12 +420,67 @@ def properties_from_dict(protocol: str, data: Mapping[str, object]) -> Connectio
         raise exceptions.InvalidInput(
             "connection_properties", _Withheld(data), "a mapping of os-brick connection properties"
         )
-    properties = _unwrapped(normal, data)
-    if normal == "iscsi":
-        return _iscsi(properties)
-    if normal == "fc":
-        return _fc(properties)
-    return _local(properties)
+    try:
+        properties = _unwrapped(normal, data)
+        if normal == "iscsi":
+            return _iscsi(properties)
+        if normal == "fc":
+            return _fc(properties)
+        return _local(properties)
+    except exceptions.MissingConnectionProperty:
+        raise  # its message is made of key names only
+    except exceptions.InvalidInput as exc:
+        secrets = _secrets(data)
+        if any(secret in str(exc) for secret in secrets) or _holds(exc.value, secrets, 0):
+            raise _redacted(exc, secrets) from None
+        raise
+
+
+def _secrets(data: Mapping[str, object]) -> list[str]:
+    """:returns: the credentials in ``data`` and in its ``data``: the text values
+    of the keys named like :data:`_SECRET_WORDS` (``auth_password``,
+    ``discovery_auth_username`` ...).
+    """
+    found: list[str] = []
+    for level in (data, data.get("data")):
+        if isinstance(level, Mapping):
+            found.extend(
+                value
+                for key, value in level.items()
+                if _secret_key(key) and isinstance(value, str) and value
+            )
+    return found
+
+
+def _secret_key(key: object) -> bool:
+    """:returns: whether ``key`` names a credential (see :data:`_SECRET_WORDS`)."""
+    return isinstance(key, str) and any(word in key.lower() for word in _SECRET_WORDS)
+
+
+def _holds(value: object, secrets: list[str], depth: int) -> bool:
+    """:returns: whether ``value``, or anything in it, has one of ``secrets`` in it."""
+    if depth > _MAX_SECRET_DEPTH:
+        return True  # too deep to tell: withhold it
+    if isinstance(value, str):
+        return any(secret in value for secret in secrets)
+    if isinstance(value, Mapping):
+        return any(
+            _secret_key(key) or _holds(key, secrets, depth + 1) or _holds(item, secrets, depth + 1)
+            for key, item in value.items()
+        )
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds(item, secrets, depth + 1) for item in value)
+    return False
+
+
+def _redacted(exc: exceptions.InvalidInput, secrets: list[str]) -> exceptions.InvalidInput:
+    """:returns: ``exc`` with its value withheld and the credentials in its text as ``***``."""
+    field, reason = exc.field, exc.reason
+    for secret in secrets:
+        field, reason = field.replace(secret, "***"), reason.replace(secret, "***")
+    return exceptions.InvalidInput(
+        field, _Withheld(exc.value), f"{reason}; not shown: it holds a credential"
+    )
 
 
 def _unwrapped(protocol: str, data: Mapping[str, object]) -> Mapping[str, object]:

@@ -92,8 +92,8 @@ def verify_detach(store: Store, volume_id: str, host: str | None = None) -> Deta
     volume_id = validation.identifier("volume_id", volume_id)
     host = _host(host)
     with store.read(f"verify the detach of volume {volume_id}") as session:
-        snapshot = db_paths.read_paths(session, host)
-        if volume_id not in snapshot.volumes:
+        snapshot = db_paths.read_volume_paths(session, volume_id, _targets, host)
+        if snapshot is None:
             raise exceptions.NotFound("volume", volume_id)
         report = findings.verify_detach(snapshot, volume_id, {})
         since = db_paths.appeared_since(session, _objects(report.findings))
@@ -136,6 +136,13 @@ def verify_attach(store: Store, volume_id: str, host: str) -> AttachReport:
         report = findings.verify_attach(snapshot, volume_id, host, {})
         since = db_paths.appeared_since(session, _objects(report.findings))
     return replace(report, findings=findings.dated(report.findings, since))
+
+
+def _targets(attachment: db_paths.AttachmentRecord) -> set[tuple[str, str, str, int]]:
+    try:
+        return findings.target_keys(findings.attachment_properties(attachment))
+    except exceptions.InvalidInput:
+        return set()
 
 
 def _objects(found: tuple[findings.Finding, ...]) -> list[tuple[str, str, str]]:
