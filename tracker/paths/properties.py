@@ -243,9 +243,11 @@ class IscsiProperties:
         object.__setattr__(self, "targets", _targets("targets", self.targets, IscsiTargetLun))
 
     def as_dict(self) -> dict[str, object]:
-        """:returns: os-brick's multipath properties, JSON-ready: ``target_portals``,
-        ``target_iqns``, ``target_luns``, and the first path as ``target_portal``,
-        ``target_iqn``, ``target_lun`` (the shape cinder's drivers give).
+        """Give the properties in os-brick's multipath shape.
+
+        :returns: JSON-ready: ``target_portals``, ``target_iqns``, ``target_luns``,
+            and the first path as ``target_portal``, ``target_iqn``, ``target_lun``
+            (the shape cinder's drivers give).
         """
         first = self.targets[0]
         return {
@@ -298,9 +300,10 @@ class FcProperties:
         object.__setattr__(self, "initiator_target_map", _normal_map(self.initiator_target_map))
 
     def as_dict(self) -> dict[str, object]:
-        """:returns: os-brick's properties, JSON-ready: the parallel lists
-        ``target_wwns`` and ``target_luns``, and ``initiator_target_map`` when
-        there is one.
+        """Give the properties in os-brick's shape.
+
+        :returns: JSON-ready: the parallel lists ``target_wwns`` and
+            ``target_luns``, and ``initiator_target_map`` when there is one.
         """
         result: dict[str, object] = {
             "target_wwns": [t.target_wwn for t in self.targets],
